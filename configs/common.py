@@ -1,0 +1,94 @@
+"""Shared config pieces: the config-string parser and the all-kinds attention sub-config."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any
+
+import jax
+from ml_collections import config_dict
+
+from jaxattn import attention, errors
+
+# Arguments every attention function takes (STYLE.md §2); the rest are hyper-parameters or tensors.
+COMMON_ARGS = {"is_causal", "kv_mask", "q_segment_ids", "kv_segment_ids", "bias", "scale"}
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> config_dict.ConfigDict:
+    """'task=listops,size=small,smoke' -> ConfigDict; a bare word sets a bool default to True.
+
+    Only keys present in `defaults` are accepted, with their default's type, so a typo fails.
+    """
+    parsed = dict(defaults)
+    for item in filter(None, (arg or "").split(",")):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if name not in defaults:
+            raise errors.ConfigError(
+                f"unknown config-string key '{name}' in '{arg}'; accepted: {sorted(defaults)}"
+            )
+        default = defaults[name]
+        if not sep:
+            if not isinstance(default, bool):
+                raise errors.ConfigError(f"config-string key '{name}' needs a value ({name}=...)")
+            parsed[name] = True
+        elif isinstance(default, bool):
+            parsed[name] = value.strip().lower() in ("1", "true", "yes")
+        else:
+            parsed[name] = type(default)(value.strip())
+    return config_dict.ConfigDict(parsed)
+
+
+def attention_hparams(fn: Any) -> dict[str, Any]:
+    """A kind's hyper-parameters and defaults, read from its signature (tensor arguments excluded)."""
+    hints = typing.get_type_hints(fn)
+    out = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY or name in COMMON_ARGS:
+            continue
+        hint = hints.get(name)
+        if hint is jax.Array or jax.Array in typing.get_args(hint):
+            continue  # a tensor the layer passes (conv kernel, random features, rng)
+        if p.default is None:
+            types = [t for t in typing.get_args(hint) if t is not type(None)]
+            out[name] = config_dict.placeholder(types[0] if types else object)
+        else:
+            out[name] = p.default
+    return out
+
+
+def attention_config(kind: str, **overrides: Any) -> config_dict.ConfigDict:
+    """`kind` plus one sub-dict of hyper-parameters per registered kind, all present.
+
+    So a locked config can switch kind and tune it from the command line:
+    `--config.model.attention.kind=softmax --config.model.attention.nystrom.num_landmarks=128`.
+    `overrides` sets hyper-parameters of `kind`.
+    """
+    attention.get_spec(kind)  # unknown kind -> ConfigError listing the kinds
+    cfg = config_dict.ConfigDict({"kind": kind})
+    for name, spec in attention.REGISTRY.items():
+        cfg[name] = config_dict.ConfigDict(attention_hparams(spec.fn))
+    for name, value in overrides.items():
+        if name not in cfg[kind]:
+            raise errors.ConfigError(f"attention kind '{kind}' has no hyper-parameter '{name}'")
+        cfg[kind][name] = value
+    return cfg
+
+
+def default_sharding() -> config_dict.ConfigDict:
+    """Data parallel over every device; the logical axis rules name what later layouts shard."""
+    return config_dict.ConfigDict(
+        {
+            "mesh": [("data", -1)],
+            "logical_axis_rules": [
+                ("batch", "data"),
+                ("length", None),
+                ("embed", None),
+                ("heads", None),
+                ("kv", None),
+                ("mlp", None),
+                ("vocab", None),
+            ],
+        }
+    )

@@ -1,0 +1,49 @@
+"""Train and evaluate one config: the command every experiment runs.
+
+  python -m experiments.train --config=configs/lra_nystrom.py --workdir=runs/lra_nystrom
+  python -m experiments.train --config=configs/lra_nystrom.py:smoke --workdir=/tmp/smoke \
+      --config.model.attention.kind=softmax
+
+The config is locked: a misspelt `--config.x=...` fails. Rerunning with the same --workdir resumes
+from its latest checkpoint. Errors caused by input (config, data, checkpoints, NaN loss) print
+one line saying what to do and exit with status 2.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config",
+    None,
+    "Path to a configs/*.py file, e.g. configs/lra_nystrom.py:smoke",
+    lock_config=True,
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for checkpoints, metrics and results.json."
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from jaxattn import errors
+    from jaxattn.train import trainer
+
+    logging.set_verbosity(logging.INFO)
+    try:
+        results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except errors.JaxattnError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(
+        f"test accuracy {results['test_accuracy']:.4f} ({results['checkpoint']} checkpoint, step "
+        f"{results['checkpoint_step']}); results in {os.path.join(_WORKDIR.value, 'results.json')}"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

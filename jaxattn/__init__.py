@@ -1,0 +1,1 @@
+"""jaxattn: attention mechanisms under one contract, the models built from them, one trainer."""

@@ -1,0 +1,223 @@
+"""The attention contract: capability specs, the finite mask value, mask and shape helpers.
+
+Shape letters (as in `jax.nn.dot_product_attention`): B batch, T query length, S key/value length,
+N query heads, K key/value heads, G = N // K, H head dim, D model dim, m landmarks.
+
+Masks are factorized (STYLE.md §2): a causal flag, a key padding mask `kv_mask` [B, S] (True =
+real token), and segment ids [B, T] / [B, S] for packed sequences (0 = padding). Causal masking
+is top-left aligned: query t sees keys s <= t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxattn import errors
+
+# A finite stand-in for -inf: a fully masked row stays finite (no NaN from inf - inf).
+MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
+
+# The flags a model can require of an attention kind, with the capability that covers each.
+FEATURES = ("is_causal", "kv_mask", "segment_ids", "bias", "gqa", "cross")
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+    """A tensor an attention variant needs that a Flax layer owns (learned or fixed).
+
+    `init(rng, shape, dtype)` is a `jax.nn.initializers` style function; `axes` are the
+    logical axis names used for sharding (STYLE.md §6).
+    """
+
+    shape: tuple[int, ...]
+    init: Callable[..., jax.Array]
+    axes: tuple[str | None, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionSpec:
+    """One registry entry: the function and what it supports, checked before tracing.
+
+    Attributes:
+      fn: the pure function, `fn(query, key, value, *, is_causal, kv_mask, q_segment_ids,
+        kv_segment_ids, bias, scale, **hyper_params, **param_tensors) -> [B, T, N, H]`.
+      family: 'attention' (query/key/value) or 'mixer' (x -> y token mixers).
+      causal, padding, packing, bias, gqa, cross, decoding: declared capabilities.
+      complexity: time / memory in shape letters, for the capability table.
+      params: optional `params(hparams, num_heads, num_kv_heads, head_dim, kv_length)` returning
+        {name: ParamSpec} for tensors the layer must create and pass in (e.g. a conv kernel).
+      needs_rng: whether the layer must pass `rng=` (random features, hashes).
+    """
+
+    fn: Callable[..., jax.Array]
+    family: str = "attention"
+    causal: bool = False
+    padding: bool = True
+    packing: bool = False
+    bias: bool = False
+    gqa: bool = False
+    cross: bool = True
+    decoding: bool = False
+    complexity: str = ""
+    params: Callable[..., dict[str, ParamSpec]] | None = None
+    needs_rng: bool = False
+
+    def supports(self, feature: str) -> bool:
+        return {
+            "is_causal": self.causal,
+            "kv_mask": self.padding,
+            "segment_ids": self.packing,
+            "bias": self.bias,
+            "gqa": self.gqa,
+            "cross": self.cross,
+        }[feature]
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundAttention:
+    """An attention kind with its hyper-parameters bound: call it like the pure function.
+
+    This plays the role of `functools.partial(spec.fn, **hparams)` from STYLE.md §3, and also
+    carries the spec so the Flax layer can create the tensors the kind declares (`param_specs`)
+    without knowing which kind it runs. It is frozen and hashable, so it can be a Flax module
+    attribute.
+    """
+
+    kind: str
+    spec: AttentionSpec
+    hparams: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, query: jax.Array, key: jax.Array, value: jax.Array, **kwargs) -> jax.Array:
+        return self.spec.fn(query, key, value, **dict(self.hparams), **kwargs)
+
+    def param_specs(
+        self, *, num_heads: int, num_kv_heads: int, head_dim: int, kv_length: int
+    ) -> dict[str, ParamSpec]:
+        if self.spec.params is None:
+            return {}
+        return self.spec.params(
+            dict(self.hparams),
+            num_heads=num_heads,
+            num_kv_heads=num_kv_heads,
+            head_dim=head_dim,
+            kv_length=kv_length,
+        )
+
+
+def unsupported(
+    kind: str, feature: str, supported_by: list[str] | None = None
+) -> errors.UnsupportedFeatureError:
+    """The error for a flag a kind cannot honour: it names the kind and the flag."""
+    message = f"attention kind '{kind}' does not support {feature}"
+    if supported_by:
+        message += f"; kinds that do: {', '.join(supported_by)}"
+    return errors.UnsupportedFeatureError(message)
+
+
+def check_inputs(
+    kind: str,
+    query: jax.Array,
+    key: jax.Array,
+    value: jax.Array,
+    *,
+    kv_mask: jax.Array | None = None,
+    q_segment_ids: jax.Array | None = None,
+    kv_segment_ids: jax.Array | None = None,
+) -> tuple[int, int, int, int, int, int]:
+    """Checks BTNH shapes and mask shapes; returns (B, T, S, N, K, H)."""
+    if query.ndim != 4 or key.ndim != 4 or value.ndim != 4:
+        raise ValueError(
+            f"{kind}: query/key/value must be [B, T, N, H] / [B, S, K, H]; got "
+            f"{query.shape}, {key.shape}, {value.shape}"
+        )
+    B, T, N, H = query.shape
+    _, S, K, _ = key.shape
+    if key.shape != value.shape[:3] + (H,) or key.shape[0] != B:
+        raise ValueError(
+            f"{kind}: key {key.shape} and value {value.shape} must be [B, S, K, H] with H = {H}"
+        )
+    if N % K:
+        raise ValueError(f"{kind}: query heads N={N} must be a multiple of key/value heads K={K}")
+    if kv_mask is not None and kv_mask.shape != (B, S):
+        raise ValueError(f"{kind}: kv_mask must be [B, S] = {(B, S)}; got {kv_mask.shape}")
+    if q_segment_ids is not None and q_segment_ids.shape != (B, T):
+        raise ValueError(
+            f"{kind}: q_segment_ids must be [B, T] = {(B, T)}; got {q_segment_ids.shape}"
+        )
+    if kv_segment_ids is not None and kv_segment_ids.shape != (B, S):
+        raise ValueError(
+            f"{kind}: kv_segment_ids must be [B, S] = {(B, S)}; got {kv_segment_ids.shape}"
+        )
+    return B, T, S, N, K, H
+
+
+def resolve_segment_ids(
+    kind: str, q_segment_ids: jax.Array | None, kv_segment_ids: jax.Array | None, T: int, S: int
+) -> tuple[jax.Array | None, jax.Array | None]:
+    """kv_segment_ids default to q_segment_ids (self-attention); giving only kv ids is an error."""
+    if q_segment_ids is None and kv_segment_ids is None:
+        return None, None
+    if q_segment_ids is None:
+        raise ValueError(f"{kind}: kv_segment_ids given without q_segment_ids")
+    if kv_segment_ids is None:
+        if T != S:
+            raise ValueError(
+                f"{kind}: cross-attention (T={T} != S={S}) with packing needs kv_segment_ids"
+            )
+        kv_segment_ids = q_segment_ids
+    return q_segment_ids, kv_segment_ids
+
+
+def make_keep_mask(
+    T: int,
+    S: int,
+    *,
+    is_causal: bool = False,
+    kv_mask: jax.Array | None = None,
+    q_segment_ids: jax.Array | None = None,
+    kv_segment_ids: jax.Array | None = None,
+) -> jax.Array | None:
+    """The dense boolean mask, True = attend, broadcastable to [B, 1, T, S]; None if nothing masks.
+
+    Only dense (O(T·S)) variants call this; linear-time variants apply the factorized masks
+    their own way.
+    """
+    mask = None
+
+    def _and(a, b):
+        return b if a is None else jnp.logical_and(a, b)
+
+    if is_causal:
+        mask = _and(mask, (jnp.arange(T)[:, None] >= jnp.arange(S)[None, :])[None, None])
+    if kv_mask is not None:
+        mask = _and(mask, kv_mask[:, None, None, :])
+    if q_segment_ids is not None:
+        same = q_segment_ids[:, :, None] == kv_segment_ids[:, None, :]  # [B, T, S]
+        mask = _and(mask, same[:, None])
+    return mask
+
+
+def default_scale(scale: float | None, head_dim: int) -> float:
+    return float(head_dim) ** -0.5 if scale is None else scale
+
+
+def check_hparams(kind: str, hparams: Mapping[str, Any], fn: Callable[..., Any]) -> None:
+    """Unknown hyper-parameter names fail here, with the accepted names, not deep in tracing."""
+    import inspect
+
+    accepted = {
+        name
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(hparams) - accepted)
+    if unknown:
+        raise errors.ConfigError(
+            f"attention kind '{kind}' has no hyper-parameter(s) {unknown}; it accepts {sorted(accepted)}"
+        )

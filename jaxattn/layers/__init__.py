@@ -1,0 +1,1 @@
+"""Flax modules shared by every model: attention, MLP, blocks, embeddings."""

@@ -1,0 +1,114 @@
+"""MultiHeadAttention: projections around an injected attention function (any registry kind)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxattn.attention.core import BoundAttention
+
+Dtype = Any
+
+
+class MultiHeadAttention(nn.Module):
+    """Projects x to BTNH query/key/value, calls the attention kind, projects back to D.
+
+    Nothing here knows which kind runs: tensors a kind declares (`BoundAttention.param_specs`,
+    e.g. Nyström's depthwise conv) are created generically and passed in by name.
+
+    Attributes:
+      attention: the bound kind from `jaxattn.attention.get_attention_fn`.
+      num_heads: N. num_kv_heads: K (default N; K < N is GQA/MQA).
+      head_dim: H (default out_dim // num_heads; LRA's qkv_dim / num_heads).
+      out_dim: D of the output (default: input D).
+    """
+
+    attention: BoundAttention
+    num_heads: int
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    out_dim: int | None = None
+    use_bias: bool = False
+    dropout_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    kernel_init: nn.initializers.Initializer = nn.initializers.xavier_uniform()
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,  # [B, T, D]
+        context: jax.Array | None = None,  # [B, S, D] for cross-attention; default x
+        *,
+        is_causal: bool = False,
+        kv_mask: jax.Array | None = None,  # [B, S]
+        q_segment_ids: jax.Array | None = None,  # [B, T]
+        kv_segment_ids: jax.Array | None = None,  # [B, S]
+        bias: jax.Array | None = None,  # broadcastable to [B, N, T, S]
+        deterministic: bool = True,
+    ) -> jax.Array:  # [B, T, D]
+        context = x if context is None else context
+        out_dim = self.out_dim or x.shape[-1]
+        N = self.num_heads
+        K = self.num_kv_heads or N
+        H = self.head_dim or out_dim // N
+
+        def projection(name, heads):
+            return nn.DenseGeneral(
+                features=(heads, H),
+                axis=-1,
+                use_bias=self.use_bias,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                kernel_init=nn.with_logical_partitioning(
+                    self.kernel_init, ("embed", "heads", "kv")
+                ),
+                name=name,
+            )
+
+        query = projection("query", N)(x)  # [B, T, N, H]
+        key = projection("key", K)(context)  # [B, S, K, H]
+        value = projection("value", K)(context)  # [B, S, K, H]
+        query = nn.with_logical_constraint(query, ("batch", "length", "heads", "kv"))
+        key = nn.with_logical_constraint(key, ("batch", "length", "heads", "kv"))
+        value = nn.with_logical_constraint(value, ("batch", "length", "heads", "kv"))
+
+        tensors = {
+            name: self.param(
+                name,
+                nn.with_logical_partitioning(spec.init, spec.axes),
+                spec.shape,
+                self.param_dtype,
+            )
+            for name, spec in self.attention.param_specs(
+                num_heads=N, num_kv_heads=K, head_dim=H, kv_length=context.shape[1]
+            ).items()
+        }
+        if self.attention.spec.needs_rng:
+            tensors["rng"] = self.make_rng("attention")
+
+        out = self.attention(
+            query,
+            key,
+            value,
+            is_causal=is_causal,
+            kv_mask=kv_mask,
+            q_segment_ids=q_segment_ids,
+            kv_segment_ids=kv_segment_ids,
+            bias=bias,
+            **tensors,
+        )  # [B, T, N, H]
+        out = nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
+        out = nn.Dropout(self.dropout_rate)(out, deterministic=deterministic)
+        return nn.DenseGeneral(
+            features=out_dim,
+            axis=(-2, -1),
+            use_bias=self.use_bias,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=nn.with_logical_partitioning(self.kernel_init, ("heads", "kv", "embed")),
+            name="out",
+        )(out)

@@ -1,0 +1,83 @@
+"""The pre-LayerNorm transformer block shared by encoder, decoder-only LM, ViT and forecasters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxattn.attention.core import BoundAttention
+from jaxattn.layers import attention, mlp
+
+
+def layer_norm(name: str, dtype: Any = jnp.float32) -> nn.LayerNorm:
+    return nn.LayerNorm(
+        dtype=dtype,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+        name=name,
+    )
+
+
+class TransformerBlock(nn.Module):
+    """x + Drop(Attn(LN(x))), then x + Mlp(LN(x)) (pre-LN, as in LRA and Nyströmformer).
+
+    The same block serves bidirectional encoders (`is_causal=False`) and decoder-only LMs
+    (`is_causal=True`); the attention kind is injected, so no variant has its own block.
+    """
+
+    attention: BoundAttention
+    num_heads: int
+    mlp_dim: int
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    activation: str = "gelu"
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,  # [B, T, D]
+        *,
+        is_causal: bool = False,
+        kv_mask: jax.Array | None = None,  # [B, T]
+        segment_ids: jax.Array | None = None,  # [B, T]
+        bias: jax.Array | None = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        h = layer_norm("ln_attention", self.dtype)(x)
+        h = attention.MultiHeadAttention(
+            attention=self.attention,
+            num_heads=self.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            dropout_rate=self.attention_dropout_rate,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="attention",
+        )(
+            h,
+            is_causal=is_causal,
+            kv_mask=kv_mask,
+            q_segment_ids=segment_ids,
+            bias=bias,
+            deterministic=deterministic,
+        )
+        h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
+        x = x + h
+        h = layer_norm("ln_mlp", self.dtype)(x)
+        h = mlp.Mlp(
+            mlp_dim=self.mlp_dim,
+            activation=self.activation,
+            dropout_rate=self.dropout_rate,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="mlp",
+        )(h, deterministic=deterministic)
+        x = x + h
+        return nn.with_logical_constraint(x, ("batch", "length", "embed"))

@@ -1,0 +1,87 @@
+"""Token embeddings and absolute positional embeddings (learned or fixed sinusoidal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class TokenEmbedding(nn.Module):
+    """Token ids [B, T] -> [B, T, D]; N(0, 1) initialisation as in LRA (no scaling)."""
+
+    vocab_size: int
+    emb_dim: int
+    init_stddev: float = 1.0
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        table = self.param(
+            "embedding",
+            nn.with_logical_partitioning(
+                nn.initializers.normal(self.init_stddev), ("vocab", "embed")
+            ),
+            (self.vocab_size, self.emb_dim),
+            self.param_dtype,
+        )
+        return jnp.take(table, tokens, axis=0).astype(self.dtype)
+
+
+def sinusoidal_table(length: int, dim: int, max_scale: float = 10_000.0) -> np.ndarray:
+    """[length, dim] fixed sin/cos table (Vaswani et al. 2017): sin in the first half, cos in the second."""
+    position = np.arange(length, dtype=np.float64)[:, None]
+    half = dim // 2
+    inv_freq = np.exp(-np.log(max_scale) * np.arange(half, dtype=np.float64) / max(half - 1, 1))
+    angles = position * inv_freq[None, :]
+    table = np.zeros((length, dim), np.float32)
+    table[:, :half] = np.sin(angles)
+    table[:, half : 2 * half] = np.cos(angles)
+    return table
+
+
+POSITION_KINDS = ("learned", "sinusoidal", "none")
+
+
+class PositionalEmbedding(nn.Module):
+    """Adds absolute positions to [B, T, D]; `positions` [B, T] (packing) defaults to 0..T-1.
+
+    kind: 'learned' (N(0, 0.02) table of max_length rows), 'sinusoidal' (fixed), or 'none'
+    (for kinds that carry position themselves, e.g. RoPE applied in attention).
+    """
+
+    kind: str
+    max_length: int
+    init_stddev: float = 0.02
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, positions: jax.Array | None = None) -> jax.Array:
+        T, D = x.shape[-2:]
+        if self.kind == "none":
+            return x
+        if T > self.max_length:
+            raise ValueError(
+                f"sequence length {T} exceeds the positional table's max_length {self.max_length}"
+            )
+        if self.kind == "learned":
+            table = self.param(
+                "position_embedding",
+                nn.with_logical_partitioning(
+                    nn.initializers.normal(self.init_stddev), (None, "embed")
+                ),
+                (self.max_length, D),
+                self.param_dtype,
+            )
+        elif self.kind == "sinusoidal":
+            table = jnp.asarray(sinusoidal_table(self.max_length, D))
+        else:
+            raise ValueError(
+                f"unknown positional embedding kind '{self.kind}'; choose from {POSITION_KINDS}"
+            )
+        pos = table[:T][None] if positions is None else jnp.take(table, positions, axis=0)
+        return x + pos.astype(x.dtype)

@@ -1,0 +1,53 @@
+"""Models built from `config.model`: the registry of model families and `build_model`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxattn import attention, errors
+from jaxattn.models import classifier
+
+MODELS: dict[str, type[nn.Module]] = {
+    "encoder_classifier": classifier.EncoderClassifier,
+}
+
+# What each model family asks of its attention kind (checked before tracing).
+ATTENTION_NEEDS: dict[str, dict[str, bool]] = {
+    "encoder_classifier": {"kv_mask": True},
+}
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def build_model(model_config: Mapping[str, Any], **fields: Any) -> nn.Module:
+    """config.model -> a Flax module; `fields` adds data-derived sizes (vocab_size, num_classes).
+
+    Raises ConfigError for an unknown model name, attention kind or field.
+    """
+    cfg = dict(model_config)
+    name = cfg.pop("name")
+    if name not in MODELS:
+        raise errors.ConfigError(
+            f"unknown model '{name}'; available models: {', '.join(sorted(MODELS))}"
+        )
+    needs = dict(ATTENTION_NEEDS[name], is_causal=bool(cfg.get("causal", False)))
+    attention_fn = attention.get_attention_fn(cfg.pop("attention"), **needs)
+    dtype_name = cfg.pop("dtype", "float32")
+    if dtype_name not in DTYPES:
+        raise errors.ConfigError(
+            f"unknown model.dtype '{dtype_name}'; choose from {sorted(DTYPES)}"
+        )
+    cfg.update(fields)
+    cls = MODELS[name]
+    unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
+    if unknown:
+        raise errors.ConfigError(f"model '{name}' has no field(s) {unknown}")
+    if cfg.get("pooling") is not None and cfg["pooling"] not in classifier.POOLING:
+        raise errors.ConfigError(
+            f"unknown pooling '{cfg['pooling']}'; choose from {sorted(classifier.POOLING)}"
+        )
+    return cls(attention=attention_fn, dtype=DTYPES[dtype_name], **cfg)

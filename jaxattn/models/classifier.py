@@ -1,0 +1,89 @@
+"""Sequence classifier: token + position embeddings, the shared Transformer, pooling, MLP head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxattn.attention.core import BoundAttention
+from jaxattn.layers import embeddings
+from jaxattn.models import transformer
+
+
+def mean_pool(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean over real tokens: [B, T, D], [B, T] -> [B, D]."""
+    weights = mask.astype(x.dtype)[..., None]
+    return (x * weights).sum(axis=1) / jnp.maximum(weights.sum(axis=1), 1.0)
+
+
+POOLING = {
+    "cls": lambda x, mask: x[:, 0],
+    "mean": mean_pool,
+    "sum": lambda x, mask: (x * mask.astype(x.dtype)[..., None]).sum(axis=1),
+}
+
+
+class EncoderClassifier(nn.Module):
+    """tokens [B, T] (0 = padding) -> logits [B, num_classes] (the LRA encoder classifier).
+
+    `pooling='cls'` prepends a learned, zero-initialised CLS vector (LRA); its mask copies the
+    first token's, as in LRA's code. The head is Dense(mlp_dim) -> ReLU -> Dense(num_classes).
+    """
+
+    attention: BoundAttention
+    vocab_size: int
+    num_classes: int
+    max_length: int
+    emb_dim: int
+    num_layers: int
+    num_heads: int
+    mlp_dim: int
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    pooling: str = "mean"
+    positional: str = "learned"
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    padding_id: int = 0
+    causal: bool = False  # causal self-attention inside the encoder (needs a kind that supports it)
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, *, deterministic: bool = True) -> tuple[jax.Array, dict]:
+        mask = tokens != self.padding_id  # [B, T]
+        x = embeddings.TokenEmbedding(
+            self.vocab_size, self.emb_dim, dtype=self.dtype, name="embed"
+        )(tokens)
+        if self.pooling == "cls":
+            cls = self.param(
+                "cls",
+                nn.with_logical_partitioning(nn.initializers.zeros, (None, None, "embed")),
+                (1, 1, self.emb_dim),
+            )
+            x = jnp.concatenate(
+                [jnp.broadcast_to(cls, (x.shape[0], 1, self.emb_dim)).astype(x.dtype), x], axis=1
+            )
+            mask = jnp.concatenate([mask[:, :1], mask], axis=1)
+        x = embeddings.PositionalEmbedding(self.positional, self.max_length + 1, name="positions")(
+            x
+        )
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        x = transformer.Transformer(
+            attention=self.attention,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            mlp_dim=self.mlp_dim,
+            dropout_rate=self.dropout_rate,
+            attention_dropout_rate=self.attention_dropout_rate,
+            dtype=self.dtype,
+            name="encoder",
+        )(x, is_causal=self.causal, kv_mask=mask, deterministic=deterministic)
+        pooled = POOLING[self.pooling](x, mask).astype(jnp.float32)  # [B, D]
+        h = nn.Dense(self.mlp_dim, name="head_hidden")(pooled)
+        logits = nn.Dense(self.num_classes, name="head_out")(nn.relu(h))
+        return logits, {}

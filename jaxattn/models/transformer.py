@@ -1,0 +1,59 @@
+"""The transformer stack: dropout, N pre-LN blocks, final LayerNorm. Every model family uses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxattn.attention.core import BoundAttention
+from jaxattn.layers import blocks
+
+
+class Transformer(nn.Module):
+    """[B, T, D] embeddings -> [B, T, D] states; the model families differ only around it."""
+
+    attention: BoundAttention
+    num_layers: int
+    num_heads: int
+    mlp_dim: int
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    activation: str = "gelu"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,  # [B, T, D]
+        *,
+        is_causal: bool = False,
+        kv_mask: jax.Array | None = None,  # [B, T]
+        segment_ids: jax.Array | None = None,  # [B, T]
+        deterministic: bool = True,
+    ) -> jax.Array:
+        x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+        for i in range(self.num_layers):
+            x = blocks.TransformerBlock(
+                attention=self.attention,
+                num_heads=self.num_heads,
+                num_kv_heads=self.num_kv_heads,
+                head_dim=self.head_dim,
+                mlp_dim=self.mlp_dim,
+                dropout_rate=self.dropout_rate,
+                attention_dropout_rate=self.attention_dropout_rate,
+                activation=self.activation,
+                dtype=self.dtype,
+                name=f"block_{i}",
+            )(
+                x,
+                is_causal=is_causal,
+                kv_mask=kv_mask,
+                segment_ids=segment_ids,
+                deterministic=deterministic,
+            )
+        return blocks.layer_norm("final_ln", self.dtype)(x)

@@ -1,0 +1,1 @@
+"""The trainer: `trainer.train_and_evaluate(config, workdir)` and its pieces."""

@@ -1,0 +1,15 @@
+"""The train state: a plain pytree (no callables), so jit shardings and orbax handle it directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: number of optimizer updates applied
+    params: Any
+    opt_state: Any

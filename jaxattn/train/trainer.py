@@ -1,0 +1,353 @@
+"""`train_and_evaluate(config, workdir)`: the one training loop, read top to bottom in sections.
+
+mesh -> data -> model, task, optimizer -> sharded init -> restore -> jit'd steps -> loop
+(log, eval, checkpoint) -> final test evaluation of the best-validation and the last params.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from jaxattn import data, errors, models, tasks
+from jaxattn.data import pipeline
+from jaxattn.train import checkpoint, metrics, optim, sharding
+from jaxattn.train.state import TrainState
+
+Batch = dict[str, jax.Array]
+
+
+# ----------------------------------------------------------------------------- step functions
+def train_step(
+    state: TrainState,
+    batch: Batch,
+    base_rng: jax.Array,
+    *,
+    model: nn.Module,
+    task: Any,
+    tx: optax.GradientTransformation,
+) -> tuple[TrainState, metrics.Metrics]:
+    """One optimizer update on the mean loss of the (global) batch."""
+    rng = jax.random.fold_in(base_rng, state.step)
+    dropout_rng, attention_rng = jax.random.split(rng)
+
+    def loss_fn(params):
+        logits, _ = model.apply(
+            {"params": params},
+            **task.model_inputs(batch),
+            deterministic=False,
+            rngs={"dropout": dropout_rng, "attention": attention_rng},
+        )
+        loss_sum, weight = task.loss(logits, batch)
+        return loss_sum / jnp.maximum(weight, 1e-9), logits
+
+    (_, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    step_metrics = task.metrics(logits, batch)
+    step_metrics["grad_norm"] = (optax.global_norm(grads), jnp.ones((), jnp.float32))
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics
+
+
+def eval_step(params: Any, batch: Batch, *, model: nn.Module, task: Any) -> metrics.Metrics:
+    logits, _ = model.apply({"params": params}, **task.model_inputs(batch), deterministic=True)
+    return task.metrics(logits, batch)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _device_batches(
+    batches: Iterator[dict[str, np.ndarray]], data_sharding: jax.sharding.NamedSharding
+) -> Iterator[Batch]:
+    """Host batches (this process's rows) -> global arrays sharded on the batch axis."""
+    for batch in batches:
+        yield {
+            k: jax.make_array_from_process_local_data(data_sharding, v) for k, v in batch.items()
+        }
+
+
+def evaluate(
+    eval_fn: Callable[[Any, Batch], metrics.Metrics],
+    params: Any,
+    batches: Iterator[Batch],
+) -> dict[str, float]:
+    total = None
+    for batch in batches:
+        total = metrics.add(total, eval_fn(params, batch))
+    if total is None:
+        raise errors.ConfigError(
+            "evaluation split is empty; check config.data and train.max_eval_batches"
+        )
+    return metrics.averages(total)
+
+
+def _check_batch_size(name: str, size: int, divisor: int) -> None:
+    if size % divisor or size % jax.process_count():
+        raise errors.ConfigError(
+            f"{name}={size} must be a multiple of the data-parallel size {divisor} and of the process count "
+            f"{jax.process_count()}; change --config.{name}"
+        )
+
+
+def _majority_class_rate(source: Any) -> float:
+    """The accuracy of always predicting the most frequent label of `source` (the chance floor)."""
+    labels = np.asarray([int(source[i]["label"]) for i in range(len(source))])
+    return float(np.bincount(labels).max() / max(len(labels), 1))
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+# ----------------------------------------------------------------------------- the loop
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains `config` in `workdir` (resuming from its checkpoints), then evaluates on test.
+
+    Writes config.json, metrics.jsonl, tensorboard/, checkpoints/, checkpoints_best/ and
+    results.json into `workdir`; returns the results dict.
+    """
+    start_time = time.time()
+    is_chief = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if is_chief:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    train_cfg = config.train
+
+    # --- mesh
+    mesh = sharding.make_mesh(config.sharding.mesh)
+    rules = sharding.logical_rules(config.sharding.logical_axis_rules)
+    data_sharding = sharding.data_sharding(mesh, rules)
+    divisor = sharding.batch_divisor(mesh, rules)
+    _check_batch_size("data.batch_size", config.data.batch_size, divisor)
+    _check_batch_size("data.eval_batch_size", config.data.eval_batch_size, divisor)
+    logging.info(
+        "mesh %s over %d devices (%s)",
+        dict(mesh.shape),
+        jax.device_count(),
+        jax.devices()[0].platform,
+    )
+
+    # --- data
+    info, open_split = data.get_dataset(config.data)
+    seq_len = config.data.max_length
+
+    def eval_batches(split: str) -> Iterator[Batch]:
+        host = pipeline.eval_batches(
+            open_split(split),
+            batch_size=config.data.eval_batch_size,
+            seq_len=seq_len,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+            max_batches=train_cfg.get("max_eval_batches"),
+        )
+        return _device_batches(host, data_sharding)
+
+    # --- model, task, optimizer
+    model = models.build_model(
+        config.model, vocab_size=info.vocab_size, num_classes=info.num_classes, max_length=seq_len
+    )
+    task = tasks.get_task(config.task.name)
+    num_steps = int(train_cfg.num_train_steps)
+    tx, schedule = optim.make_optimizer(config.optim, num_steps)
+
+    # --- sharded init: shapes first, then init straight into the shardings
+    rng = jax.random.PRNGKey(train_cfg.seed)
+    init_rng, train_rng = jax.random.split(rng)
+    dummy = {
+        "inputs": jnp.zeros((divisor, seq_len), jnp.int32),
+        "targets": jnp.zeros((divisor,), jnp.int32),
+    }
+
+    def init_boxed(rng):
+        variables = model.init(
+            {"params": rng, "attention": rng}, **task.model_inputs(dummy), deterministic=True
+        )
+        params = variables["params"]
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        abstract_boxed = jax.eval_shape(init_boxed, init_rng)
+        state_sh = sharding.state_shardings(abstract_boxed, mesh, rules)
+        abstract_state = jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+            nn.unbox(abstract_boxed),
+            state_sh,
+        )
+        params_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract_state.params))
+        logging.info(
+            "model '%s' with attention '%s': %s parameters",
+            config.model.name,
+            config.model.attention.kind,
+            f"{params_count:,}",
+        )
+
+        # --- restore: a checkpoint in this workdir, else scratch
+        ckpt = checkpoint.latest_manager(workdir, max_to_keep=train_cfg.max_checkpoints_to_keep)
+        best_ckpt = checkpoint.best_manager(workdir)
+        latest = ckpt.latest_step()
+        if latest is not None:
+            state = checkpoint.restore_state(ckpt, latest, abstract_state)
+            logging.info(
+                "resumed from %s at step %d",
+                os.path.join(workdir, "checkpoints", str(latest)),
+                latest,
+            )
+        else:
+            state = jax.jit(lambda r: nn.unbox(init_boxed(r)), out_shardings=state_sh)(init_rng)
+        best = checkpoint.best_meta(best_ckpt)
+        start_step = int(jax.device_get(state.step))
+
+        # --- steps
+        p_train_step = jax.jit(
+            functools.partial(train_step, model=model, task=task, tx=tx),
+            in_shardings=(state_sh, data_sharding, None),
+            out_shardings=(state_sh, None),
+            donate_argnums=0,
+        )
+        p_eval_step = jax.jit(
+            functools.partial(eval_step, model=model, task=task),
+            in_shardings=(state_sh.params, data_sharding),
+        )
+
+        writer = metrics.MetricWriter(workdir, enabled=is_chief)
+        train_iter = _device_batches(
+            pipeline.train_batches(
+                open_split("train"),
+                batch_size=config.data.batch_size,
+                seq_len=seq_len,
+                seed=train_cfg.seed,
+                start_step=start_step,
+                process_index=jax.process_index(),
+                process_count=jax.process_count(),
+            ),
+            data_sharding,
+        )
+
+        def run_validation(step: int) -> dict[str, float]:
+            nonlocal best
+            val = evaluate(p_eval_step, state.params, eval_batches("validation"))
+            writer.write_scalars(step, val, split="validation")
+            value = val[train_cfg.best_metric]
+            improved = best is None or value > best["value"]
+            logging.info(
+                "step %d | validation %s%s",
+                step,
+                " ".join(f"{k} {v:.4f}" for k, v in sorted(val.items())),
+                " (best so far)"
+                if improved
+                else f" (best {best['value']:.4f} at step {best['step']})",
+            )
+            if improved:
+                best = {
+                    "step": step,
+                    "metric": train_cfg.best_metric,
+                    "value": value,
+                    "validation": val,
+                }
+                checkpoint.save_best(best_ckpt, step, state.params, best)
+            return val
+
+        # --- loop
+        if start_step >= num_steps:
+            logging.info("already trained %d/%d steps; evaluating", start_step, num_steps)
+        pending = None  # train metrics summed on device since the last log
+        loop_start = last_log_time = time.time()
+        last_log_step = start_step
+        last_val, last_val_step = None, None
+        for step in range(start_step + 1, num_steps + 1):
+            batch = next(train_iter)
+            state, step_metrics = p_train_step(state, batch, train_rng)
+            pending = metrics.add(pending, step_metrics)
+
+            if step % train_cfg.log_every_steps == 0 or step == num_steps:
+                scalars = metrics.averages(pending)
+                if not (np.isfinite(scalars["loss"]) and np.isfinite(scalars["grad_norm"])):
+                    ckpt.wait_until_finished()
+                    raise errors.NonFiniteLossError(
+                        f"loss={scalars['loss']} grad_norm={scalars['grad_norm']} between steps {last_log_step + 1} "
+                        f"and {step}; checkpoints up to step {ckpt.latest_step()} are kept in {workdir}/checkpoints: "
+                        "lower --config.optim.learning_rate or set --config.optim.grad_clip_norm and resume"
+                    )
+                now = time.time()
+                steps_per_s = (step - last_log_step) / max(now - last_log_time, 1e-9)
+                scalars["learning_rate"] = float(schedule(step - 1))
+                scalars["steps_per_s"] = steps_per_s
+                writer.write_scalars(step, scalars, split="train")
+                logging.info(
+                    "step %d/%d | loss %.4f | accuracy %.4f | lr %.3g | %.2f steps/s | ETA %s",
+                    step,
+                    num_steps,
+                    scalars["loss"],
+                    scalars["accuracy"],
+                    scalars["learning_rate"],
+                    steps_per_s,
+                    _format_duration((num_steps - step) / max(steps_per_s, 1e-9)),
+                )
+                pending, last_log_time, last_log_step = None, now, step
+
+            if step % train_cfg.eval_every_steps == 0 or step == num_steps:
+                last_val, last_val_step = run_validation(step), step
+            if step % train_cfg.checkpoint_every_steps == 0 or step == num_steps:
+                checkpoint.save_state(ckpt, step, state)
+        ckpt.wait_until_finished()
+        train_steps_per_s = (num_steps - start_step) / max(time.time() - loop_start, 1e-9)
+
+        # --- final evaluation: test accuracy of the best-validation params and of the last params
+        final_step = int(jax.device_get(state.step))
+        if last_val_step != final_step:  # resumed after the last step: validate once more
+            last_val = run_validation(final_step)
+        best_ckpt.wait_until_finished()
+        last_test = evaluate(p_eval_step, state.params, eval_batches("test"))
+        best_step, best_params = checkpoint.restore_best_params(best_ckpt, abstract_state.params)
+        best_test = evaluate(p_eval_step, best_params, eval_batches("test"))
+        writer.write_scalars(final_step, last_test, split="test")
+        writer.close()
+
+    majority = _majority_class_rate(open_split("test"))
+    results = {
+        "test_accuracy": best_test["accuracy"],
+        "test_loss": best_test["loss"],
+        "checkpoint": "best_validation",
+        "checkpoint_step": int(best_step),
+        "validation_accuracy": best["validation"]["accuracy"],
+        "last_checkpoint": {
+            "step": final_step,
+            "test_accuracy": last_test["accuracy"],
+            "test_loss": last_test["loss"],
+            "validation_accuracy": last_val["accuracy"],
+        },
+        "test_majority_class_rate": majority,
+        "num_train_steps": num_steps,
+        "attention": config.model.attention.kind,
+        "dataset": f"{config.data.name}/{config.data.builder_config}",
+        "num_parameters": params_count,
+        "wall_time_s": round(time.time() - start_time, 1),
+        "train_steps_per_s": round(train_steps_per_s, 3) if num_steps > start_step else None,
+        "devices": f"{jax.device_count()} x {jax.devices()[0].platform}",
+    }
+    if is_chief:
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+    logging.info(
+        "test accuracy %.4f (best-validation checkpoint, step %d); last checkpoint %.4f; majority class %.4f",
+        results["test_accuracy"],
+        best_step,
+        last_test["accuracy"],
+        majority,
+    )
+    return results
