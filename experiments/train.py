@@ -27,6 +27,11 @@ _WORKDIR = flags.DEFINE_string(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _ProjectLogFilter:
+    def filter(self, record) -> bool:
+        return record.levelno >= logging.converter.STANDARD_WARNING or "jaxattn" in record.pathname
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -34,6 +39,8 @@ def main(argv):
     from jaxattn.train import trainer
 
     logging.set_verbosity(logging.INFO)
+    # Keep jaxattn's progress lines readable: other libraries (orbax, grain) speak at WARNING+.
+    logging.get_absl_handler().addFilter(_ProjectLogFilter())
     try:
         results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except errors.JaxattnError as e:

@@ -56,22 +56,28 @@ class MultiHeadAttention(nn.Module):
         K = self.num_kv_heads or N
         H = self.head_dim or out_dim // N
 
-        def projection(name, heads):
-            return nn.DenseGeneral(
-                features=(heads, H),
-                axis=-1,
-                use_bias=self.use_bias,
-                dtype=self.dtype,
-                param_dtype=self.param_dtype,
-                kernel_init=nn.with_logical_partitioning(
-                    self.kernel_init, ("embed", "heads", "kv")
-                ),
-                name=name,
+        def projection(name, inputs, heads):
+            """[B, L, D] -> [B, L, heads, H] with a [D, heads, H] kernel (logical axes for sharding)."""
+            kernel = self.param(
+                name,
+                nn.with_logical_partitioning(self.kernel_init, ("embed", "heads", "kv")),
+                (inputs.shape[-1], heads, H),
+                self.param_dtype,
             )
+            y = jnp.einsum("BLD,DNH->BLNH", inputs.astype(self.dtype), kernel.astype(self.dtype))
+            if self.use_bias:
+                b = self.param(
+                    f"{name}_bias",
+                    nn.with_logical_partitioning(nn.initializers.zeros, ("heads", "kv")),
+                    (heads, H),
+                    self.param_dtype,
+                )
+                y = y + b.astype(self.dtype)
+            return y
 
-        query = projection("query", N)(x)  # [B, T, N, H]
-        key = projection("key", K)(context)  # [B, S, K, H]
-        value = projection("value", K)(context)  # [B, S, K, H]
+        query = projection("query", x, N)  # [B, T, N, H]
+        key = projection("key", context, K)  # [B, S, K, H]
+        value = projection("value", context, K)  # [B, S, K, H]
         query = nn.with_logical_constraint(query, ("batch", "length", "heads", "kv"))
         key = nn.with_logical_constraint(key, ("batch", "length", "heads", "kv"))
         value = nn.with_logical_constraint(value, ("batch", "length", "heads", "kv"))
@@ -103,12 +109,19 @@ class MultiHeadAttention(nn.Module):
         )  # [B, T, N, H]
         out = nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
         out = nn.Dropout(self.dropout_rate)(out, deterministic=deterministic)
-        return nn.DenseGeneral(
-            features=out_dim,
-            axis=(-2, -1),
-            use_bias=self.use_bias,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            kernel_init=nn.with_logical_partitioning(self.kernel_init, ("heads", "kv", "embed")),
-            name="out",
-        )(out)
+        out_kernel = self.param(
+            "out",
+            nn.with_logical_partitioning(self.kernel_init, ("heads", "kv", "embed")),
+            (N, H, out_dim),
+            self.param_dtype,
+        )
+        y = jnp.einsum("BTNH,NHD->BTD", out.astype(self.dtype), out_kernel.astype(self.dtype))
+        if self.use_bias:
+            b = self.param(
+                "out_bias",
+                nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+                (out_dim,),
+                self.param_dtype,
+            )
+            y = y + b.astype(self.dtype)
+        return y

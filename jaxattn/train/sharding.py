@@ -59,6 +59,15 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def unbox(tree: Any) -> Any:
+    """Strips logical-axis boxes (nn.Partitioned) from a pytree, leaving plain arrays / shapes."""
+    return jax.tree.map(
+        lambda x: x.unbox(apply_constraint=False) if isinstance(x, nn.meta.AxisMetadata) else x,
+        tree,
+        is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata),
+    )
+
+
 def state_shardings(abstract_boxed_state: Any, mesh: Mesh, rules: Sequence[tuple[str, Any]]) -> Any:
     """Shardings for a state whose params carry logical-axis boxes (nn.with_logical_partitioning)."""
     specs = nn.get_partition_spec(abstract_boxed_state)

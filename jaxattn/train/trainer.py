@@ -185,7 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         state_sh = sharding.state_shardings(abstract_boxed, mesh, rules)
         abstract_state = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-            nn.unbox(abstract_boxed),
+            sharding.unbox(abstract_boxed),
             state_sh,
         )
         params_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract_state.params))
@@ -208,7 +208,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 latest,
             )
         else:
-            state = jax.jit(lambda r: nn.unbox(init_boxed(r)), out_shardings=state_sh)(init_rng)
+            state = jax.jit(lambda r: sharding.unbox(init_boxed(r)), out_shardings=state_sh)(
+                init_rng
+            )
         best = checkpoint.best_meta(best_ckpt)
         start_step = int(jax.device_get(state.step))
 
