@@ -52,7 +52,12 @@ class AttentionSpec:
       complexity: time / memory in shape letters, for the capability table.
       params: optional `params(hparams, num_heads, num_kv_heads, head_dim, kv_length)` returning
         {name: ParamSpec} for tensors the layer must create and pass in (e.g. a conv kernel).
-      needs_rng: whether the layer must pass `rng=` (random features, hashes).
+      needs_rng: whether the layer must pass `rng=` (random features, hashes). The trainer gives a
+        new rng every step and a fixed one at evaluation.
+      state: optional, like `params`, for non-gradient state (routing centroids, codebooks) that
+        the layer keeps in the 'attention_state' collection and passes in by name. A kind with
+        state returns `(out, new_state)`, new_state a dict with the same names; the layer stores
+        it when the collection is mutable (training), and ignores it otherwise (evaluation).
     """
 
     fn: Callable[..., jax.Array]
@@ -67,6 +72,7 @@ class AttentionSpec:
     complexity: str = ""
     params: Callable[..., dict[str, ParamSpec]] | None = None
     needs_rng: bool = False
+    state: Callable[..., dict[str, ParamSpec]] | None = None
 
     def supports(self, feature: str) -> bool:
         return {
@@ -99,9 +105,19 @@ class BoundAttention:
     def param_specs(
         self, *, num_heads: int, num_kv_heads: int, head_dim: int, kv_length: int
     ) -> dict[str, ParamSpec]:
-        if self.spec.params is None:
+        """Tensors the layer creates as parameters and passes in by name."""
+        return self._specs(self.spec.params, num_heads, num_kv_heads, head_dim, kv_length)
+
+    def state_specs(
+        self, *, num_heads: int, num_kv_heads: int, head_dim: int, kv_length: int
+    ) -> dict[str, ParamSpec]:
+        """Non-gradient state the layer keeps in 'attention_state' and passes in by name."""
+        return self._specs(self.spec.state, num_heads, num_kv_heads, head_dim, kv_length)
+
+    def _specs(self, make, num_heads, num_kv_heads, head_dim, kv_length) -> dict[str, ParamSpec]:
+        if make is None:
             return {}
-        return self.spec.params(
+        return make(
             dict(self.hparams),
             num_heads=num_heads,
             num_kv_heads=num_kv_heads,

@@ -82,6 +82,7 @@ class MultiHeadAttention(nn.Module):
         key = nn.with_logical_constraint(key, ("batch", "length", "heads", "kv"))
         value = nn.with_logical_constraint(value, ("batch", "length", "heads", "kv"))
 
+        shapes = dict(num_heads=N, num_kv_heads=K, head_dim=H, kv_length=context.shape[1])
         tensors = {
             name: self.param(
                 name,
@@ -89,10 +90,17 @@ class MultiHeadAttention(nn.Module):
                 spec.shape,
                 self.param_dtype,
             )
-            for name, spec in self.attention.param_specs(
-                num_heads=N, num_kv_heads=K, head_dim=H, kv_length=context.shape[1]
-            ).items()
+            for name, spec in self.attention.param_specs(**shapes).items()
         }
+        state = {
+            name: self.variable(
+                "attention_state",
+                name,
+                lambda spec=spec: spec.init(self.make_rng("params"), spec.shape, jnp.float32),
+            )
+            for name, spec in self.attention.state_specs(**shapes).items()
+        }
+        tensors.update({name: variable.value for name, variable in state.items()})
         if self.attention.spec.needs_rng:
             tensors["rng"] = self.make_rng("attention")
 
@@ -107,6 +115,11 @@ class MultiHeadAttention(nn.Module):
             bias=bias,
             **tensors,
         )  # [B, T, N, H]
+        if self.attention.spec.state is not None:
+            out, new_state = out
+            if self.is_mutable_collection("attention_state"):
+                for name, variable in state.items():
+                    variable.value = new_state[name]
         out = nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
         out = nn.Dropout(self.dropout_rate)(out, deterministic=deterministic)
         out_kernel = self.param(

@@ -13,3 +13,5 @@ class TrainState:
     step: jax.Array  # int32 scalar: number of optimizer updates applied
     params: Any
     opt_state: Any
+    # Non-gradient model collections (e.g. 'attention_state': routing centroids); {} for most models.
+    model_state: Any = flax.struct.field(default_factory=dict)

@@ -44,25 +44,40 @@ def train_step(
     dropout_rng, attention_rng = jax.random.split(rng)
 
     def loss_fn(params):
-        logits, _ = model.apply(
-            {"params": params},
+        (logits, _), model_state = model.apply(
+            {"params": params, **state.model_state},
             **task.model_inputs(batch),
             deterministic=False,
             rngs={"dropout": dropout_rng, "attention": attention_rng},
+            mutable=list(state.model_state),
         )
         loss_sum, weight = task.loss(logits, batch)
-        return loss_sum / jnp.maximum(weight, 1e-9), logits
+        return loss_sum / jnp.maximum(weight, 1e-9), (logits, model_state)
 
-    (_, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (_, (logits, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     step_metrics = task.metrics(logits, batch)
     step_metrics["grad_norm"] = (optax.global_norm(grads), jnp.ones((), jnp.float32))
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics
+    new_state = TrainState(
+        step=state.step + 1, params=params, opt_state=opt_state, model_state=model_state
+    )
+    return new_state, step_metrics
 
 
-def eval_step(params: Any, batch: Batch, *, model: nn.Module, task: Any) -> metrics.Metrics:
-    logits, _ = model.apply({"params": params}, **task.model_inputs(batch), deterministic=True)
+# Random kinds (Performer features, LSH hashes) see this fixed key at evaluation.
+EVAL_ATTENTION_SEED = 0
+
+
+def eval_step(
+    params: Any, model_state: Any, batch: Batch, *, model: nn.Module, task: Any
+) -> metrics.Metrics:
+    logits, _ = model.apply(
+        {"params": params, **model_state},
+        **task.model_inputs(batch),
+        deterministic=True,
+        rngs={"attention": jax.random.PRNGKey(EVAL_ATTENTION_SEED)},
+    )
     return task.metrics(logits, batch)
 
 
@@ -78,13 +93,14 @@ def _device_batches(
 
 
 def evaluate(
-    eval_fn: Callable[[Any, Batch], metrics.Metrics],
+    eval_fn: Callable[[Any, Any, Batch], metrics.Metrics],
     params: Any,
+    model_state: Any,
     batches: Iterator[Batch],
 ) -> dict[str, float]:
     total = None
     for batch in batches:
-        total = metrics.add(total, eval_fn(params, batch))
+        total = metrics.add(total, eval_fn(params, model_state, batch))
     if total is None:
         raise errors.ConfigError(
             "evaluation split is empty; check config.data and train.max_eval_batches"
@@ -174,11 +190,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     }
 
     def init_boxed(rng):
-        variables = model.init(
-            {"params": rng, "attention": rng}, **task.model_inputs(dummy), deterministic=True
+        variables = dict(
+            model.init(
+                {"params": rng, "attention": rng}, **task.model_inputs(dummy), deterministic=True
+            )
         )
-        params = variables["params"]
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+        params = variables.pop("params")
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=tx.init(params),
+            model_state=variables,
+        )
 
     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         abstract_boxed = jax.eval_shape(init_boxed, init_rng)
@@ -223,7 +246,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         )
         p_eval_step = jax.jit(
             functools.partial(eval_step, model=model, task=task),
-            in_shardings=(state_sh.params, data_sharding),
+            in_shardings=(state_sh.params, state_sh.model_state, data_sharding),
         )
 
         writer = metrics.MetricWriter(workdir, enabled=is_chief)
@@ -242,7 +265,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
         def run_validation(step: int) -> dict[str, float]:
             nonlocal best
-            val = evaluate(p_eval_step, state.params, eval_batches("validation"))
+            val = evaluate(p_eval_step, state.params, state.model_state, eval_batches("validation"))
             writer.write_scalars(step, val, split="validation")
             value = val[train_cfg.best_metric]
             improved = best is None or value > best["value"]
@@ -314,9 +337,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if last_val_step != final_step:  # resumed after the last step: validate once more
             last_val = run_validation(final_step)
         best_ckpt.wait_until_finished()
-        last_test = evaluate(p_eval_step, state.params, eval_batches("test"))
+        last_test = evaluate(p_eval_step, state.params, state.model_state, eval_batches("test"))
         best_step, best_params = checkpoint.restore_best_params(best_ckpt, abstract_state.params)
-        best_test = evaluate(p_eval_step, best_params, eval_batches("test"))
+        best_test = evaluate(p_eval_step, best_params, state.model_state, eval_batches("test"))
         writer.write_scalars(final_step, last_test, split="test")
         writer.close()
 
