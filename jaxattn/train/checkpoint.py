@@ -15,6 +15,7 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 from jaxattn import errors
+from jaxattn.train.state import TrainState
 
 
 def latest_manager(workdir: str, *, max_to_keep: int) -> ocp.CheckpointManager:
@@ -31,16 +32,33 @@ def best_manager(workdir: str) -> ocp.CheckpointManager:
     )
 
 
-def save_state(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
-    manager.save(step, args=ocp.args.StandardSave(state), force=True)
+def _as_tree(state: TrainState) -> dict[str, Any]:
+    """The saved tree: {step, params, opt_state} plus model_state only when a model has one, so
+    checkpoints of stateless models keep one layout."""
+    tree = {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+    if state.model_state:
+        tree["model_state"] = state.model_state
+    return tree
 
 
-def restore_state(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> Any:
+def save_state(manager: ocp.CheckpointManager, step: int, state: TrainState) -> None:
+    manager.save(step, args=ocp.args.StandardSave(_as_tree(state)), force=True)
+
+
+def restore_state(
+    manager: ocp.CheckpointManager, step: int, abstract_state: TrainState
+) -> TrainState:
     """Restores into `abstract_state` (ShapeDtypeStructs with shardings): arrays land sharded."""
     try:
-        return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        tree = manager.restore(step, args=ocp.args.StandardRestore(_as_tree(abstract_state)))
     except Exception as e:  # orbax raises many types for damaged or mismatched files
         raise _restore_error(manager, step, e) from e
+    return TrainState(
+        step=tree["step"],
+        params=tree["params"],
+        opt_state=tree["opt_state"],
+        model_state=tree.get("model_state", {}),
+    )
 
 
 def save_best(manager: ocp.CheckpointManager, step: int, params: Any, meta: dict[str, Any]) -> None:
