@@ -66,7 +66,9 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     # Keep jaxattn's progress lines readable: other libraries (orbax, grain) speak at WARNING+.
     logging.get_absl_handler().addFilter(_ProjectLogFilter())
-    logging.info("LD_PRELOAD=%r XLA_FLAGS=%r", os.environ.get("LD_PRELOAD"), os.environ.get("XLA_FLAGS"))
+    logging.info(
+        "LD_PRELOAD=%r XLA_FLAGS=%r", os.environ.get("LD_PRELOAD"), os.environ.get("XLA_FLAGS")
+    )
     try:
         results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except errors.JaxattnError as e:
