@@ -27,7 +27,11 @@ from jaxattn import errors
 TASKS = ("listops",)
 SETUPS = ("nystromformer", "lra")
 # Smaller hyper-parameters for the smoke preset's short sequences, per kind.
-SMOKE_ATTENTION = {"nystrom": {"num_landmarks": 8}}
+SMOKE_ATTENTION = {
+    "nystrom": {"num_landmarks": 8},
+    "softmax_chunked": {"block_q": 48, "block_k": 40},  # several blocks at length 128
+    "block_sparse": {"block_size": 8},  # 16 blocks at length 128 (64 would make 2: all global)
+}
 
 
 def get_lra_config(
@@ -65,7 +69,11 @@ def get_lra_config(
             "head_dim": 32,
             "mlp_dim": 128,
             "pooling": "mean",
-            "positional": "learned",
+            "positional": "learned",  # absolute: learned | sinusoidal | none
+            "relative": "none",  # in attention: none | rope | alibi | t5 | shaw | huang
+            "relative_max_distance": 128,  # T5's largest bucketed distance; Shaw/Huang's clip
+            "relative_num_buckets": 32,  # T5
+            "rope_base": 10_000.0,
             "dropout_rate": 0.1,
             "attention_dropout_rate": 0.0,
             "causal": False,

@@ -8,7 +8,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxattn.attention import core
 from jaxattn.attention.core import BoundAttention
+from jaxattn.layers import posenc
 
 Dtype = Any
 
@@ -19,11 +21,17 @@ class MultiHeadAttention(nn.Module):
     Nothing here knows which kind runs: tensors a kind declares (`BoundAttention.param_specs`,
     e.g. Nyström's depthwise conv) are created generically and passed in by name.
 
+    A relative position scheme (`layers/posenc.py`) runs between the projections and the kind:
+    RoPE rotates query and key; ALiBi, T5, Shaw and Huang make a bias [B|1, N, T, S] that is added
+    to `bias` (so they need a kind with bias support). Its positions are `positions` [B, T] (per
+    token, for packed sequences), default 0..T-1; keys of a cross-attention context get 0..S-1.
+
     Attributes:
       attention: the bound kind from `jaxattn.attention.get_attention_fn`.
       num_heads: N. num_kv_heads: K (default N; K < N is GQA/MQA).
       head_dim: H (default out_dim // num_heads; LRA's qkv_dim / num_heads).
       out_dim: D of the output (default: input D).
+      relative: the relative position scheme and its settings (default none).
     """
 
     attention: BoundAttention
@@ -31,6 +39,7 @@ class MultiHeadAttention(nn.Module):
     num_kv_heads: int | None = None
     head_dim: int | None = None
     out_dim: int | None = None
+    relative: posenc.RelativePosition = posenc.RelativePosition()
     use_bias: bool = False
     dropout_rate: float = 0.0
     dtype: Dtype = jnp.float32
@@ -48,8 +57,13 @@ class MultiHeadAttention(nn.Module):
         q_segment_ids: jax.Array | None = None,  # [B, T]
         kv_segment_ids: jax.Array | None = None,  # [B, S]
         bias: jax.Array | None = None,  # broadcastable to [B, N, T, S]
+        positions: jax.Array | None = None,  # [B, T] int, for the relative scheme; default 0..T-1
         deterministic: bool = True,
     ) -> jax.Array:  # [B, T, D]
+        q_positions = posenc.default_positions(positions, x.shape[1])  # [B|1, T]
+        kv_positions = (
+            q_positions if context is None else posenc.default_positions(None, context.shape[1])
+        )
         context = x if context is None else context
         out_dim = self.out_dim or x.shape[-1]
         N = self.num_heads
@@ -81,6 +95,23 @@ class MultiHeadAttention(nn.Module):
         query = nn.with_logical_constraint(query, ("batch", "length", "heads", "kv"))
         key = nn.with_logical_constraint(key, ("batch", "length", "heads", "kv"))
         value = nn.with_logical_constraint(value, ("batch", "length", "heads", "kv"))
+
+        # A bias scheme on a kind without bias support raises here, naming the kind and scheme.
+        posenc.check_scheme(self.relative.scheme, self.attention.kind, self.attention.spec)
+        scheme = posenc.get_scheme(self.relative.scheme)
+        relative = scheme.module(
+            config=self.relative, param_dtype=self.param_dtype, name="relative"
+        )
+        query, key, relative_bias = relative(
+            query,
+            key,
+            q_positions,
+            kv_positions,
+            is_causal=is_causal,
+            scale=core.default_scale(None, H),
+        )
+        if relative_bias is not None:
+            bias = relative_bias if bias is None else bias + relative_bias  # [B|1, N, T, S]
 
         shapes = dict(num_heads=N, num_kv_heads=K, head_dim=H, kv_length=context.shape[1])
         tensors = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -9,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.attention.core import BoundAttention
-from jaxattn.layers import attention, mlp
+from jaxattn.layers import attention, mixer, mlp, posenc
 
 
 def layer_norm(name: str, dtype: Any = jnp.float32) -> nn.LayerNorm:
@@ -25,7 +26,9 @@ class TransformerBlock(nn.Module):
     """x + Drop(Attn(LN(x))), then x + Mlp(LN(x)) (pre-LN, as in LRA and Nyströmformer).
 
     The same block serves bidirectional encoders (`is_causal=False`) and decoder-only LMs
-    (`is_causal=True`); the attention kind is injected, so no variant has its own block.
+    (`is_causal=True`); the attention kind is injected, so no variant has its own block. The
+    token-mixing layer follows the kind's registry family (MIXING_LAYERS): MultiHeadAttention for
+    'attention' kinds, TokenMixer for 'mixer' kinds (FNet), which replace the whole sublayer.
     """
 
     attention: BoundAttention
@@ -33,6 +36,7 @@ class TransformerBlock(nn.Module):
     mlp_dim: int
     num_kv_heads: int | None = None
     head_dim: int | None = None
+    relative: posenc.RelativePosition = posenc.RelativePosition()
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     activation: str = "gelu"
@@ -48,24 +52,17 @@ class TransformerBlock(nn.Module):
         kv_mask: jax.Array | None = None,  # [B, T]
         segment_ids: jax.Array | None = None,  # [B, T]
         bias: jax.Array | None = None,
+        positions: jax.Array | None = None,  # [B, T] int, for the relative scheme
         deterministic: bool = True,
     ) -> jax.Array:
         h = layer_norm("ln_attention", self.dtype)(x)
-        h = attention.MultiHeadAttention(
-            attention=self.attention,
-            num_heads=self.num_heads,
-            num_kv_heads=self.num_kv_heads,
-            head_dim=self.head_dim,
-            dropout_rate=self.attention_dropout_rate,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name="attention",
-        )(
+        h = MIXING_LAYERS[self.attention.spec.family](self)(
             h,
             is_causal=is_causal,
             kv_mask=kv_mask,
             q_segment_ids=segment_ids,
             bias=bias,
+            positions=positions,
             deterministic=deterministic,
         )
         h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
@@ -81,3 +78,31 @@ class TransformerBlock(nn.Module):
         )(h, deterministic=deterministic)
         x = x + h
         return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+def _multi_head_attention(block: TransformerBlock) -> nn.Module:
+    return attention.MultiHeadAttention(
+        attention=block.attention,
+        num_heads=block.num_heads,
+        num_kv_heads=block.num_kv_heads,
+        head_dim=block.head_dim,
+        relative=block.relative,
+        dropout_rate=block.attention_dropout_rate,
+        dtype=block.dtype,
+        param_dtype=block.param_dtype,
+        name="attention",
+    )
+
+
+def _token_mixer(block: TransformerBlock) -> nn.Module:
+    return mixer.TokenMixer(
+        mixer=block.attention, dtype=block.dtype, param_dtype=block.param_dtype, name="mixer"
+    )
+
+
+# The sublayer each registry family gets; both take (x, *, is_causal, kv_mask, q_segment_ids,
+# bias, positions, deterministic) and return [B, T, D].
+MIXING_LAYERS: dict[str, Callable[[TransformerBlock], nn.Module]] = {
+    "attention": _multi_head_attention,
+    "mixer": _token_mixer,
+}

@@ -44,14 +44,29 @@ def sinusoidal_table(length: int, dim: int, max_scale: float = 10_000.0) -> np.n
     return table
 
 
-POSITION_KINDS = ("learned", "sinusoidal", "none")
+def _learned_table(module: nn.Module, length: int, dim: int) -> jax.Array:
+    return module.param(
+        "position_embedding",
+        nn.with_logical_partitioning(nn.initializers.normal(module.init_stddev), (None, "embed")),
+        (length, dim),
+        module.param_dtype,
+    )
+
+
+def _sinusoidal_table(module: nn.Module, length: int, dim: int) -> jax.Array:
+    return jnp.asarray(sinusoidal_table(length, dim))
+
+
+# Absolute schemes: how each makes its [max_length, D] table (created inside PositionalEmbedding).
+ABSOLUTE_TABLES = {"learned": _learned_table, "sinusoidal": _sinusoidal_table}
+POSITION_KINDS = (*ABSOLUTE_TABLES, "none")
 
 
 class PositionalEmbedding(nn.Module):
     """Adds absolute positions to [B, T, D]; `positions` [B, T] (packing) defaults to 0..T-1.
 
     kind: 'learned' (N(0, 0.02) table of max_length rows), 'sinusoidal' (fixed), or 'none'
-    (for kinds that carry position themselves, e.g. RoPE applied in attention).
+    (no absolute positions, e.g. when a relative scheme in attention carries them; see posenc.py).
     """
 
     kind: str
@@ -64,24 +79,14 @@ class PositionalEmbedding(nn.Module):
         T, D = x.shape[-2:]
         if self.kind == "none":
             return x
+        if self.kind not in ABSOLUTE_TABLES:
+            raise ValueError(
+                f"unknown positional embedding kind '{self.kind}'; choose from {POSITION_KINDS}"
+            )
         if T > self.max_length:
             raise ValueError(
                 f"sequence length {T} exceeds the positional table's max_length {self.max_length}"
             )
-        if self.kind == "learned":
-            table = self.param(
-                "position_embedding",
-                nn.with_logical_partitioning(
-                    nn.initializers.normal(self.init_stddev), (None, "embed")
-                ),
-                (self.max_length, D),
-                self.param_dtype,
-            )
-        elif self.kind == "sinusoidal":
-            table = jnp.asarray(sinusoidal_table(self.max_length, D))
-        else:
-            raise ValueError(
-                f"unknown positional embedding kind '{self.kind}'; choose from {POSITION_KINDS}"
-            )
+        table = ABSOLUTE_TABLES[self.kind](self, self.max_length, D)  # [max_length, D]
         pos = table[:T][None] if positions is None else jnp.take(table, positions, axis=0)
         return x + pos.astype(x.dtype)

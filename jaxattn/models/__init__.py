@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxattn import attention, errors
+from jaxattn.layers import embeddings, posenc
 from jaxattn.models import classifier
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -26,7 +27,9 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 def build_model(model_config: Mapping[str, Any], **fields: Any) -> nn.Module:
     """config.model -> a Flax module; `fields` adds data-derived sizes (vocab_size, num_classes).
 
-    Raises ConfigError for an unknown model name, attention kind or field.
+    Raises ConfigError for an unknown model name, attention kind, positional scheme or field, and
+    UnsupportedFeatureError for an attention kind that cannot run what the model asks of it
+    (causal, or a relative scheme: a bias scheme needs `bias=True`, RoPE needs query/key).
     """
     cfg = dict(model_config)
     name = cfg.pop("name")
@@ -34,7 +37,24 @@ def build_model(model_config: Mapping[str, Any], **fields: Any) -> nn.Module:
         raise errors.ConfigError(
             f"unknown model '{name}'; available models: {', '.join(sorted(MODELS))}"
         )
-    needs = dict(ATTENTION_NEEDS[name], is_causal=bool(cfg.get("causal", False)))
+    positional = cfg.get("positional", "none")
+    if positional not in embeddings.POSITION_KINDS:
+        choices = ", ".join(embeddings.POSITION_KINDS)
+        raise errors.ConfigError(f"unknown model.positional '{positional}'; choose from {choices}")
+    relative = cfg.get("relative", "none")
+    scheme = posenc.get_scheme(relative)
+    kind = cfg["attention"]["kind"]
+    posenc.check_scheme(
+        relative,
+        kind,
+        attention.get_spec(kind),
+        [k for k, spec in attention.REGISTRY.items() if posenc.works_with(relative, spec)],
+    )
+    needs = dict(
+        ATTENTION_NEEDS[name],
+        is_causal=bool(cfg.get("causal", False)),
+        bias=scheme.mechanism == "bias",
+    )
     attention_fn = attention.get_attention_fn(cfg.pop("attention"), **needs)
     dtype_name = cfg.pop("dtype", "float32")
     if dtype_name not in DTYPES:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.attention.core import BoundAttention
-from jaxattn.layers import embeddings
+from jaxattn.layers import embeddings, posenc
 from jaxattn.models import transformer
 
 
@@ -31,6 +31,11 @@ class EncoderClassifier(nn.Module):
 
     `pooling='cls'` prepends a learned, zero-initialised CLS vector (LRA); its mask copies the
     first token's, as in LRA's code. The head is Dense(mlp_dim) -> ReLU -> Dense(num_classes).
+
+    Positions: `positional` is the absolute embedding added to the tokens (learned | sinusoidal |
+    none); `relative` the scheme applied inside every attention layer (none | rope | alibi | t5 |
+    shaw | huang, see layers/posenc.py) with its settings `relative_max_distance` (T5's largest
+    bucketed distance, Shaw/Huang's clip), `relative_num_buckets` (T5) and `rope_base`.
     """
 
     attention: BoundAttention
@@ -45,6 +50,10 @@ class EncoderClassifier(nn.Module):
     head_dim: int | None = None
     pooling: str = "mean"
     positional: str = "learned"
+    relative: str = "none"
+    relative_max_distance: int = 128
+    relative_num_buckets: int = 32
+    rope_base: float = 10_000.0
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     padding_id: int = 0
@@ -77,6 +86,12 @@ class EncoderClassifier(nn.Module):
             num_heads=self.num_heads,
             num_kv_heads=self.num_kv_heads,
             head_dim=self.head_dim,
+            relative=posenc.RelativePosition(
+                scheme=self.relative,
+                max_distance=self.relative_max_distance,
+                num_buckets=self.relative_num_buckets,
+                rope_base=self.rope_base,
+            ),
             mlp_dim=self.mlp_dim,
             dropout_rate=self.dropout_rate,
             attention_dropout_rate=self.attention_dropout_rate,

@@ -9,11 +9,15 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.attention.core import BoundAttention
-from jaxattn.layers import blocks
+from jaxattn.layers import blocks, posenc
 
 
 class Transformer(nn.Module):
-    """[B, T, D] embeddings -> [B, T, D] states; the model families differ only around it."""
+    """[B, T, D] embeddings -> [B, T, D] states; the model families differ only around it.
+
+    `relative` is the relative position scheme every attention layer applies (layers/posenc.py),
+    with `positions` [B, T] (packing) defaulting to 0..T-1.
+    """
 
     attention: BoundAttention
     num_layers: int
@@ -21,6 +25,7 @@ class Transformer(nn.Module):
     mlp_dim: int
     num_kv_heads: int | None = None
     head_dim: int | None = None
+    relative: posenc.RelativePosition = posenc.RelativePosition()
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     activation: str = "gelu"
@@ -34,6 +39,7 @@ class Transformer(nn.Module):
         is_causal: bool = False,
         kv_mask: jax.Array | None = None,  # [B, T]
         segment_ids: jax.Array | None = None,  # [B, T]
+        positions: jax.Array | None = None,  # [B, T] int
         deterministic: bool = True,
     ) -> jax.Array:
         x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
@@ -43,6 +49,7 @@ class Transformer(nn.Module):
                 num_heads=self.num_heads,
                 num_kv_heads=self.num_kv_heads,
                 head_dim=self.head_dim,
+                relative=self.relative,
                 mlp_dim=self.mlp_dim,
                 dropout_rate=self.dropout_rate,
                 attention_dropout_rate=self.attention_dropout_rate,
@@ -54,6 +61,7 @@ class Transformer(nn.Module):
                 is_causal=is_causal,
                 kv_mask=kv_mask,
                 segment_ids=segment_ids,
+                positions=positions,
                 deterministic=deterministic,
             )
         return blocks.layer_norm("final_ln", self.dtype)(x)
