@@ -10,7 +10,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxattn import errors
-from jaxattn.attention import core, nystrom, softmax
+from jaxattn.attention import (
+    block_sparse,
+    core,
+    fnet,
+    linear,
+    linformer,
+    local,
+    nystrom,
+    performer,
+    reformer,
+    routing,
+    sinkhorn,
+    softmax,
+    softmax_chunked,
+    synthesizer,
+)
 from jaxattn.attention.core import AttentionSpec, BoundAttention
 
 REGISTRY: dict[str, AttentionSpec] = {
@@ -29,6 +44,115 @@ REGISTRY: dict[str, AttentionSpec] = {
         gqa=True,
         complexity="O((T+S)·m·H + m³) time, O((T+S)·m) memory",
         params=nystrom.param_specs,
+    ),
+    "softmax_chunked": AttentionSpec(
+        softmax_chunked.softmax_chunked_attention,
+        causal=True,
+        packing=True,
+        bias=True,
+        gqa=True,
+        cross=True,
+        complexity="O(T·S·H) time, O((T+S)·H) memory",
+    ),
+    "synthesizer": AttentionSpec(
+        synthesizer.synthesizer_attention,
+        causal=True,
+        packing=True,  # the synthesized logits are indexed by position within the segment
+        bias=True,
+        gqa=True,
+        cross=True,
+        complexity="O(T·S·H) time, O(T·S) memory; O(T_max·S_max) parameters per head",
+        params=synthesizer.param_specs,
+    ),
+    "sinkhorn": AttentionSpec(
+        sinkhorn.sinkhorn_attention,
+        causal=False,
+        packing=False,
+        gqa=True,
+        cross=False,
+        complexity="O(T·b·H + (T/b)²·(H + iterations)) time, O(T·b + (T/b)²) memory",
+        params=sinkhorn.param_specs,
+    ),
+    # Shared-QK LSH: keys are the normalised queries, so self-attention only (cross=False).
+    "reformer": AttentionSpec(
+        reformer.reformer_attention,
+        causal=True,
+        packing=False,
+        gqa=True,
+        cross=False,
+        complexity="O(n·T·(log T + W·H)) time, O(n·T·W) memory (n hash rounds, chunk W)",
+        needs_rng=True,
+    ),
+    # Causal masks later keys; the balancing (top-window per cluster) can still see the future
+    # when a cluster overflows (routing.py docstring).
+    "routing": AttentionSpec(
+        routing.routing_attention,
+        causal=True,
+        packing=False,
+        gqa=True,
+        cross=True,
+        complexity="O((T+S)·C·H + C·w²·H) time (T^1.5 for C = sqrt(T)), O((T+S)·C + C·w²) memory",
+        state=routing.state_specs,
+    ),
+    # A token mixer (x -> y). padding=True only through the explicit opt-in hyper-parameter
+    # allow_padding_mixing=True (pads are then mixed in, as in FNet's LRA runs); with the default
+    # a kv_mask raises UnsupportedFeatureError when the layer is traced.
+    "fnet": AttentionSpec(
+        fnet.fnet_mixing,
+        family="mixer",
+        causal=False,
+        padding=True,
+        packing=False,
+        cross=False,
+        complexity="O(T·D·(log T + log D)) time, O(T·D) memory; no parameters",
+    ),
+    # Sliding window ('sliding') or LRA's non-overlapping blocks ('block'); self-attention only.
+    "local": AttentionSpec(
+        local.local_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        cross=False,
+        complexity="O(T·w·H) time, O(T·w) memory (w = window or block size)",
+    ),
+    # BigBird / Longformer / Sparse Transformer block layouts. Causal only for the layouts in
+    # block_sparse.CAUSAL_LAYOUTS: 'bigbird' with is_causal raises when traced.
+    "block_sparse": AttentionSpec(
+        block_sparse.block_sparse_attention,
+        causal=True,
+        packing=False,
+        gqa=True,
+        cross=False,
+        complexity="O(T·A·b·H + g·b·T·H) time, O(T·A·b) memory (A active blocks per row)",
+    ),
+    # Learned length projections E, F: no causal form, no packing; key padding is the standard
+    # approximation (padded rows zeroed before projecting; see linformer_attention).
+    "linformer": AttentionSpec(
+        linformer.linformer_attention,
+        causal=False,
+        packing=False,
+        gqa=True,
+        complexity="O((T+S)·k·H) time, O(T·k) memory (k = num_projections)",
+        params=linformer.param_specs,
+    ),
+    # FAVOR+ random features, redrawn from the layer's rng every step. Packing needs T == S and
+    # contiguous segments (the scan resets its state where a segment starts).
+    "performer": AttentionSpec(
+        performer.performer_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        complexity="O((T+S)·r·H) time, O((T+S)·r + r·H) memory; causal O(T·(C+H)·r) time",
+        needs_rng=True,
+    ),
+    # elu+1 linear attention; decoding through linear.linear_attention_step (recurrent state).
+    "linear": AttentionSpec(
+        linear.linear_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        decoding=True,
+        complexity="O((T+S)·H²) time, O(H²) state; causal O(T·(C+H)·H) time (C = chunk_size)",
     ),
 }
 

@@ -12,17 +12,13 @@ import pytest
 from jaxattn import errors
 from jaxattn.attention import REGISTRY, core, get_attention_fn, nystrom
 
-COMMON_ARGS = [
-    "query",
-    "key",
-    "value",
-    "is_causal",
-    "kv_mask",
-    "q_segment_ids",
-    "kv_segment_ids",
-    "bias",
-    "scale",
-]
+MASK_ARGS = ["is_causal", "kv_mask", "q_segment_ids", "kv_segment_ids", "bias"]
+# The leading arguments per family (STYLE.md §2): attention takes q/k/v and a scale, a token mixer
+# takes x and has no logits to scale.
+COMMON_ARGS = {
+    "attention": (["query", "key", "value"], [*MASK_ARGS, "scale"]),
+    "mixer": (["x"], MASK_ARGS),
+}
 
 
 def _cfg(kind: str, **hparams) -> dict:
@@ -102,13 +98,12 @@ def test_param_specs_through_bound_attention():
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_every_kind_takes_the_common_signature(kind):
     spec = REGISTRY[kind]
-    if spec.family != "attention":
+    if spec.family not in COMMON_ARGS:
         pytest.fail(f"{kind}: family '{spec.family}' has no signature check yet")
+    inputs, keywords = COMMON_ARGS[spec.family]
     params = inspect.signature(spec.fn).parameters
-    assert list(params)[: len(COMMON_ARGS)] == COMMON_ARGS
-    for name in COMMON_ARGS[3:]:
-        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
-    for name, p in list(params.items())[3:]:
+    assert list(params)[: len(inputs) + len(keywords)] == inputs + keywords
+    for name, p in list(params.items())[len(inputs) :]:
         assert (
             p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
         ), name

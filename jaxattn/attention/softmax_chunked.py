@@ -1,0 +1,380 @@
+"""Exact softmax attention in O(T) memory: blockwise online softmax with a recomputing backward.
+
+Rabe & Staats 2021, "Self-attention Does Not Need O(n²) Memory", https://arxiv.org/abs/2112.05682;
+Dao 2023, "FlashAttention-2", https://arxiv.org/abs/2307.08691.
+
+Queries are cut into blocks of BQ rows and keys/values into blocks of C = BK columns. For one
+query block, a loop over key blocks keeps a running row maximum m, normaliser l and unnormalised
+accumulator o; a new block with logits s merges by rescaling,
+
+    m' = max(m, rowmax s),  p = exp(s - m'),  l' = e^(m-m') l + rowsum p,  o' = e^(m-m') o + p V,
+
+and the output is o / l. The forward saves only the output and the per-row log-sum-exp
+lse = m + log l; the backward (a `jax.custom_vjp`) recomputes p = exp(s - lse) block by block
+(FlashAttention-2, Algorithm 2): dV = Pᵀ dO, dP = dO Vᵀ, dS = P ⊙ (dP - rowsum(dO ⊙ O)),
+dQ = dS K · scale, dK = dSᵀ Q · scale, dbias = dS (summed over bias' broadcast axes).
+
+Layout (STACK.md §7: 3-D einsums on [batch·heads, rows, H] ran ~3x faster than 5-D blocks): the
+G = N // K query heads that share a key/value head are stacked on the row axis, so a query block
+is [Z, R, H] with Z = B·K and R = G·BQ, a key/value block is [Z, C, H], and each block product is
+one batched matmul 'ZRH,ZCH->ZRC' without repeating K/V for GQA. Einsum letters: Z = B·K,
+R = G·BQ (rows of a query block), C = BK (columns of a key block), plus the house letters.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxattn.attention import core
+
+KIND = "softmax_chunked"
+
+Masks = dict[str, jax.Array]  # 'kv_keep' [nK, B, C] bool; 'q_ids' [nQ, B, BQ]; 'kv_ids' [nK, B, C]
+
+
+class _Blocking(NamedTuple):
+    """Static facts the block loops need (hashable: the custom_vjp's non-differentiable arg)."""
+
+    is_causal: bool
+    scale: float
+    block_q: int  # BQ
+    block_k: int  # C
+    num_kv_heads: int  # K
+    group: int  # G = N // K
+
+
+def softmax_chunked_attention(
+    query: jax.Array,
+    key: jax.Array,
+    value: jax.Array,
+    *,
+    is_causal: bool = False,
+    kv_mask: jax.Array | None = None,
+    q_segment_ids: jax.Array | None = None,
+    kv_segment_ids: jax.Array | None = None,
+    bias: jax.Array | None = None,
+    scale: float | None = None,
+    block_q: int = 256,
+    block_k: int = 512,
+) -> jax.Array:
+    """Exact softmax(Q Kᵀ · scale + bias + mask) V, computed block by block in O(T) memory.
+
+    Papers: Rabe & Staats 2021, https://arxiv.org/abs/2112.05682 (chunked exact attention);
+    Dao 2023, https://arxiv.org/abs/2307.08691 (FlashAttention-2 loop order and backward).
+
+    Args:
+      query: [B, T, N, H].
+      key, value: [B, S, K, H]; K divides N (GQA/MQA when K < N). T != S is cross-attention.
+      is_causal: query t sees keys s <= t (top-left aligned). Key blocks entirely above the
+        diagonal are skipped, not computed and masked: the forward's loop over the key blocks of
+        query block i is a `lax.fori_loop` with the trip count min(nK, (i·BQ + BQ - 1) // BK + 1)
+        computed from the traced block index i (so it lowers to a while loop), and the backward's
+        loop over the query blocks that see key block j starts at (j·BK) // BQ.
+      kv_mask: [B, S] bool, True = real key.
+      q_segment_ids, kv_segment_ids: [B, T] / [B, S] int, packed sequences attend within their
+        segment only; kv ids default to the query ids.
+      bias: additive logits bias broadcastable to [B, N, T, S] (each axis 1 or full), sliced per
+        block; its gradient is computed too (summed over the broadcast axes).
+      scale: logits scale, default 1/sqrt(H).
+      block_q: query rows per block (BQ); clamped to T. T need not be a multiple: the queries
+        are padded internally and the padded rows dropped.
+      block_k: keys per block (BK); clamped to S. S need not be a multiple: padded keys are
+        masked.
+
+    Returns:
+      [B, T, N, H] in value.dtype. A query row whose keys are all masked returns zeros (as
+      `softmax` does), with finite (zero) gradients.
+
+    Complexity: O(B·N·T·S·H) time (about half under is_causal), O(B·N·(T+S)·H) memory plus one
+    [B·N, BQ, BK] block of logits; the backward recomputes the logits once more. Supports every
+    mask, bias (with its gradient), GQA and cross-attention. Blocks that are fully masked by
+    kv_mask or segment ids are still computed (only causal skipping is static).
+    """
+    B, T, S, N, K, H = core.check_inputs(
+        KIND,
+        query,
+        key,
+        value,
+        kv_mask=kv_mask,
+        q_segment_ids=q_segment_ids,
+        kv_segment_ids=kv_segment_ids,
+    )
+    q_segment_ids, kv_segment_ids = core.resolve_segment_ids(
+        KIND, q_segment_ids, kv_segment_ids, T, S
+    )
+    if block_q < 1 or block_k < 1:
+        raise ValueError(f"{KIND}: block_q and block_k must be >= 1; got {block_q}, {block_k}")
+    BQ, BK = min(block_q, T), min(block_k, S)
+    Tp, Sp = -(-T // BQ) * BQ, -(-S // BK) * BK  # padded lengths
+    cfg = _Blocking(is_causal, core.default_scale(scale, H), BQ, BK, K, N // K)
+
+    q = _query_blocks(_pad_axis(query, 1, Tp), cfg)  # [nQ, Z, R, H]
+    k = _key_blocks(_pad_axis(key, 1, Sp), BK)  # [nK, Z, C, H]
+    v = _key_blocks(_pad_axis(value, 1, Sp), BK)  # [nK, Z, C, H]
+
+    masks: Masks = {}
+    if kv_mask is not None or Sp > S:
+        kv_keep = jnp.ones((B, S), bool) if kv_mask is None else kv_mask.astype(bool)
+        masks["kv_keep"] = _mask_blocks(_pad_axis(kv_keep, 1, Sp), BK)  # padded keys: False
+    if q_segment_ids is not None:
+        masks["q_ids"] = _mask_blocks(_pad_axis(q_segment_ids, 1, Tp), BQ)  # [nQ, B, BQ]
+        masks["kv_ids"] = _mask_blocks(_pad_axis(kv_segment_ids, 1, Sp), BK)  # [nK, B, C]
+    if bias is not None:
+        bias = _pad_bias(jnp.asarray(bias, jnp.float32), (B, N, T, S), Tp, Sp)  # [b, n, t, s]
+
+    out = _attend(cfg, q, k, v, bias, masks)  # [nQ, Z, R, H]
+    return _unblock_queries(out, cfg, B)[:, :T].astype(value.dtype)
+
+
+# ----------------------------------------------------------------------------- layout helpers
+
+
+def _pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, size - x.shape[axis])
+    return jnp.pad(x, pad)
+
+
+def _query_blocks(query: jax.Array, cfg: _Blocking) -> jax.Array:
+    """[B, Tp, N, H] -> [nQ, Z, R, H]: row r = g·BQ + t of a block is head k·G + g, position t."""
+    B, Tp, _, H = query.shape
+    K, G, BQ = cfg.num_kv_heads, cfg.group, cfg.block_q
+    q = query.reshape(B, Tp // BQ, BQ, K, G, H)
+    q = q.transpose(1, 0, 3, 4, 2, 5)  # [nQ, B, K, G, BQ, H]
+    return q.reshape(Tp // BQ, B * K, G * BQ, H)
+
+
+def _unblock_queries(out: jax.Array, cfg: _Blocking, B: int) -> jax.Array:
+    """The inverse of _query_blocks: [nQ, Z, R, H] -> [B, Tp, N, H]."""
+    nQ, _, _, H = out.shape
+    K, G, BQ = cfg.num_kv_heads, cfg.group, cfg.block_q
+    out = out.reshape(nQ, B, K, G, BQ, H).transpose(1, 0, 4, 2, 3, 5)  # [B, nQ, BQ, K, G, H]
+    return out.reshape(B, nQ * BQ, K * G, H)
+
+
+def _key_blocks(x: jax.Array, BK: int) -> jax.Array:
+    """[B, Sp, K, H] -> [nK, Z, C, H]."""
+    B, Sp, K, H = x.shape
+    x = x.reshape(B, Sp // BK, BK, K, H).transpose(1, 0, 3, 2, 4)  # [nK, B, K, C, H]
+    return x.reshape(Sp // BK, B * K, BK, H)
+
+
+def _mask_blocks(x: jax.Array, block: int) -> jax.Array:
+    """[B, L] -> [L // block, B, block]."""
+    B, L = x.shape
+    return x.reshape(B, L // block, block).transpose(1, 0, 2)
+
+
+def _pad_bias(bias: jax.Array, full: tuple[int, int, int, int], Tp: int, Sp: int) -> jax.Array:
+    """Bias broadcastable to [B, N, T, S] -> [b, n, t, s] with each axis 1 or full, T/S padded."""
+    if bias.ndim > 4:
+        raise ValueError(f"{KIND}: bias must be broadcastable to [B, N, T, S] = {full}")
+    bias = bias.reshape((1,) * (4 - bias.ndim) + bias.shape)
+    if any(b not in (1, f) for b, f in zip(bias.shape, full, strict=True)):
+        raise ValueError(
+            f"{KIND}: bias {bias.shape} must be broadcastable to [B, N, T, S] = {full} "
+            "(each axis 1 or full)"
+        )
+    if bias.shape[2] == full[2]:
+        bias = _pad_axis(bias, 2, Tp)
+    if bias.shape[3] == full[3]:
+        bias = _pad_axis(bias, 3, Sp)
+    return bias
+
+
+# ----------------------------------------------------------------------------- one block
+
+
+def _key_block_end(cfg: _Blocking, i: jax.Array, num_key_blocks: int) -> jax.Array | int:
+    """One past the last key block query block i sees: under causal, the blocks above the
+    diagonal (first key > last query of the block) are never visited."""
+    if not cfg.is_causal:
+        return num_key_blocks
+    last_query = i * cfg.block_q + cfg.block_q - 1
+    return jnp.minimum(num_key_blocks, last_query // cfg.block_k + 1)
+
+
+def _query_block_start(cfg: _Blocking, j: jax.Array) -> jax.Array | int:
+    """The first query block that sees key block j (its last query >= the block's first key)."""
+    if not cfg.is_causal:
+        return 0
+    return (j * cfg.block_k) // cfg.block_q
+
+
+def _bias_window(bias: jax.Array, cfg: _Blocking, i: jax.Array, j: jax.Array):
+    """(start indices, sizes) of block (i, j) in the padded [b, n, t, s] bias (or its grad)."""
+    b, n, t, s = bias.shape
+    start = (0, 0, i * cfg.block_q if t > 1 else 0, j * cfg.block_k if s > 1 else 0)
+    sizes = (b, n, cfg.block_q if t > 1 else 1, cfg.block_k if s > 1 else 1)
+    return start, sizes
+
+
+def _logits(
+    cfg: _Blocking,
+    q_i: jax.Array,  # [Z, R, H]
+    k_j: jax.Array,  # [Z, C, H]
+    bias: jax.Array | None,
+    masks: Masks,
+    i: jax.Array,
+    j: jax.Array,
+) -> tuple[jax.Array, jax.Array | None]:
+    """Scaled, biased, masked float32 logits of block (i, j) [Z, R, C], and the keep mask."""
+    K, G, BQ, C = cfg.num_kv_heads, cfg.group, cfg.block_q, cfg.block_k
+    s = jnp.einsum("ZRH,ZCH->ZRC", q_i, k_j, preferred_element_type=jnp.float32) * cfg.scale
+    Z, R, _ = s.shape
+    B = Z // K
+    s = s.reshape(B, K, G, BQ, C)
+    if bias is not None:
+        start, sizes = _bias_window(bias, cfg, i, j)
+        block = jax.lax.dynamic_slice(bias, start, sizes)  # [b, n, BQ|1, C|1]
+        n = block.shape[1]
+        block = block.reshape(block.shape[0], K, G, *sizes[2:]) if n > 1 else block[:, :, None]
+        s = s + block  # [b, K|1, G|1, BQ|1, C|1] broadcasts
+
+    keep = None  # built as [B|1, BQ|1, C]
+
+    def _and(a, b):
+        return b if a is None else jnp.logical_and(a, b)
+
+    if cfg.is_causal:
+        q_pos = i * BQ + jnp.arange(BQ)
+        k_pos = j * C + jnp.arange(C)
+        keep = _and(keep, (q_pos[:, None] >= k_pos[None, :])[None])  # [1, BQ, C]
+    if "kv_keep" in masks:
+        keep = _and(keep, masks["kv_keep"][j][:, None, :])  # [B, 1, C]
+    if "q_ids" in masks:
+        same = masks["q_ids"][i][:, :, None] == masks["kv_ids"][j][:, None, :]  # [B, BQ, C]
+        keep = _and(keep, same)
+    if keep is not None:
+        keep = jnp.broadcast_to(keep[:, None, None], (B, K, G, BQ, C))
+        s = jnp.where(keep, s, core.MASK_VALUE)
+        keep = keep.reshape(Z, R, C)
+    return s.reshape(Z, R, C), keep
+
+
+def _add_bias_grad(
+    dbias: jax.Array, ds: jax.Array, cfg: _Blocking, i: jax.Array, j: jax.Array
+) -> jax.Array:
+    """Adds d logits of block (i, j) [Z, R, C], summed over bias' broadcast axes, into dbias."""
+    K, G, BQ, C = cfg.num_kv_heads, cfg.group, cfg.block_q, cfg.block_k
+    B = ds.shape[0] // K
+    b, n, t, s = dbias.shape
+    ds = ds.reshape(B, K, G, BQ, C)
+    ds = ds.reshape(B, K * G, BQ, C) if n > 1 else ds.sum(axis=(1, 2))[:, None]  # [B, n, BQ, C]
+    axes = tuple(a for a, size in ((0, b), (2, t), (3, s)) if size == 1)
+    ds = ds.sum(axis=axes, keepdims=True)  # [b, n, BQ|1, C|1]
+    start, sizes = _bias_window(dbias, cfg, i, j)
+    return jax.lax.dynamic_update_slice(
+        dbias, jax.lax.dynamic_slice(dbias, start, sizes) + ds, start
+    )
+
+
+# ----------------------------------------------------------------------------- forward / backward
+
+
+def _forward(
+    cfg: _Blocking, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, masks: Masks
+) -> tuple[jax.Array, jax.Array]:
+    """Output [nQ, Z, R, H] (value dtype) and row log-sum-exp [nQ, Z, R] (float32)."""
+    _, Z, R, H = q.shape
+    num_key_blocks = k.shape[0]
+
+    def query_block(_, xs):
+        i, q_i = xs  # q_i: [Z, R, H]
+
+        def key_block(j, carry):
+            m, norm, o = carry  # [Z, R], [Z, R], [Z, R, H]
+            s, keep = _logits(cfg, q_i, k[j], bias, masks, i, j)  # [Z, R, C]
+            m_new = jnp.maximum(m, s.max(axis=-1))
+            p = jnp.exp(s - m_new[..., None])
+            if keep is not None:
+                p = jnp.where(keep, p, 0.0)  # a fully masked row keeps norm = 0 (zeros, as softmax)
+            alpha = jnp.exp(m - m_new)
+            norm = alpha * norm + p.sum(axis=-1)
+            pv = jnp.einsum(
+                "ZRC,ZCH->ZRH", p.astype(v.dtype), v[j], preferred_element_type=jnp.float32
+            )
+            return m_new, norm, alpha[..., None] * o + pv
+
+        init = (
+            jnp.full((Z, R), core.MASK_VALUE, jnp.float32),
+            jnp.zeros((Z, R), jnp.float32),
+            jnp.zeros((Z, R, H), jnp.float32),
+        )
+        end = _key_block_end(cfg, i, num_key_blocks)
+        m, norm, o = jax.lax.fori_loop(0, end, key_block, init)
+        norm = jnp.where(norm > 0, norm, 1.0)
+        return None, ((o / norm[..., None]).astype(v.dtype), m + jnp.log(norm))
+
+    steps = jnp.arange(q.shape[0])
+    _, (out, lse) = jax.lax.scan(query_block, None, (steps, q))
+    return out, lse
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _attend(
+    cfg: _Blocking, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, masks: Masks
+) -> jax.Array:
+    return _forward(cfg, q, k, v, bias, masks)[0]
+
+
+def _attend_fwd(cfg, q, k, v, bias, masks):
+    out, lse = _forward(cfg, q, k, v, bias, masks)
+    return out, (q, k, v, bias, masks, out, lse)
+
+
+def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
+    """FlashAttention-2's backward: key blocks outside, the query blocks that see them inside;
+    dK, dV accumulate per key block, dQ and dbias in full-size float32 buffers."""
+    q, k, v, bias, masks, out, lse = residuals
+    num_query_blocks = q.shape[0]
+    delta = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # [nQ, Z, R]
+
+    def key_block(carry, xs):
+        dq, dbias = carry
+        j, k_j, v_j = xs  # [Z, C, H]
+
+        def query_block(i, acc):
+            dk, dv, dq, dbias = acc
+            q_i, g_i = q[i], d_out[i]  # [Z, R, H]
+            s, keep = _logits(cfg, q_i, k_j, bias, masks, i, j)  # [Z, R, C]
+            p = jnp.exp(s - lse[i][..., None])
+            if keep is not None:
+                p = jnp.where(keep, p, 0.0)
+            dv = dv + jnp.einsum(
+                "ZRC,ZRH->ZCH", p.astype(g_i.dtype), g_i, preferred_element_type=jnp.float32
+            )
+            dp = jnp.einsum("ZRH,ZCH->ZRC", g_i, v_j, preferred_element_type=jnp.float32)
+            ds = p * (dp - delta[i][..., None])  # d logits, [Z, R, C]
+            dq_i = jnp.einsum(
+                "ZRC,ZCH->ZRH", ds.astype(k_j.dtype), k_j, preferred_element_type=jnp.float32
+            )
+            dq = dq.at[i].add(dq_i * cfg.scale)
+            dk = dk + cfg.scale * jnp.einsum(
+                "ZRC,ZRH->ZCH", ds.astype(q_i.dtype), q_i, preferred_element_type=jnp.float32
+            )
+            if dbias is not None:
+                dbias = _add_bias_grad(dbias, ds, cfg, i, j)
+            return dk, dv, dq, dbias
+
+        zeros = jnp.zeros(k_j.shape, jnp.float32)
+        start = _query_block_start(cfg, j)
+        dk, dv, dq, dbias = jax.lax.fori_loop(
+            start, num_query_blocks, query_block, (zeros, zeros, dq, dbias)
+        )
+        return (dq, dbias), (dk.astype(k.dtype), dv.astype(v.dtype))
+
+    init = (
+        jnp.zeros(q.shape, jnp.float32),
+        None if bias is None else jnp.zeros(bias.shape, jnp.float32),
+    )
+    steps = jnp.arange(k.shape[0])
+    (dq, dbias), (dk, dv) = jax.lax.scan(key_block, init, (steps, k, v))
+    return dq.astype(q.dtype), dk, dv, dbias, None  # masks get no cotangent
+
+
+_attend.defvjp(_attend_fwd, _attend_bwd)

@@ -1,0 +1,254 @@
+"""Block-sparse attention: the layout helpers, and equality with dense softmax under the element
+mask expanded from each layout (float64 NumPy)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxattn import errors
+from jaxattn.attention import block_sparse, softmax
+
+T = 45  # blocks of 4 do not divide it: 12 blocks, the last one 1 token long
+BLOCK = 4
+
+_attention = jax.jit(
+    block_sparse.block_sparse_attention,
+    static_argnames=(
+        "is_causal",
+        "layout",
+        "block_size",
+        "num_window_blocks",
+        "num_global_blocks",
+        "num_random_blocks",
+        "stride",
+        "num_summary_blocks",
+        "seed",
+    ),
+)
+
+
+def _qkv(B=2, T=T, N=4, K=2, H=8, *, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = ((B, T, N, H), (B, T, K, H), (B, T, K, H))
+    return tuple(jnp.asarray(rng.normal(size=shape), jnp.float32) for shape in shapes)
+
+
+def _kv_mask(B=2):
+    return np.arange(T)[None] < np.array([T, 30])[:B, None]  # [B, T]
+
+
+def _reference(q, k, v, mask: np.ndarray) -> np.ndarray:
+    """float64 softmax attention with a dense [B, T, S] mask; a fully masked row gives zeros."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    G = q.shape[2] // k.shape[2]
+    k, v = np.repeat(k, G, axis=2), np.repeat(v, G, axis=2)
+    logits = np.einsum("BTNH,BSNH->BNTS", q, k) / np.sqrt(q.shape[-1])
+    logits = np.where(mask[:, None], logits, -np.inf)
+    top = np.max(logits, axis=-1, keepdims=True)
+    p = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
+    total = p.sum(-1, keepdims=True)
+    p = p / np.where(total > 0, total, 1.0)
+    return np.einsum("BNTS,BSNH->BTNH", p, v)
+
+
+def _real(x, kv_mask):
+    return np.where(np.asarray(kv_mask)[:, :, None, None], np.asarray(x, np.float64), 0.0)
+
+
+def _max_err(a, b) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def _largest_intermediate(fn, *args) -> int:
+    """The element count of the largest array any equation of fn's jaxpr (recursively) makes."""
+
+    def walk(jaxpr) -> int:
+        biggest = 0
+        for eqn in jaxpr.eqns:
+            for var in eqn.outvars:
+                biggest = max(biggest, int(np.prod(var.aval.shape, dtype=np.int64)))
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, tuple | list) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        biggest = max(biggest, walk(inner))
+        return biggest
+
+    return walk(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+# ---------------------------------------------------------------------------- layout helpers
+
+
+def test_full_and_expand_layout():
+    layout = block_sparse.full_layout(3)
+    assert layout.shape == (3, 3) and layout.all()
+    diagonal = np.eye(3, dtype=bool)
+    mask = block_sparse.expand_layout(diagonal, 4, 10)  # blocks [0, 4), [4, 8), [8, 10)
+    assert mask.shape == (10, 10)
+    blocks = np.arange(10) // 4
+    np.testing.assert_array_equal(mask, blocks[:, None] == blocks[None, :])
+
+
+def test_window_and_global_blocks():
+    window = block_sparse.window_layout(6, 3)
+    np.testing.assert_array_equal(window, np.abs(np.subtract.outer(range(6), range(6))) <= 1)
+    even = block_sparse.window_layout(6, 4)  # even width: the left side gets the extra block
+    assert even[3, 1:5].all() and not even[3, 0] and not even[3, 5]
+    np.testing.assert_array_equal(block_sparse.global_blocks(6, 1), [1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(block_sparse.global_blocks(6, 2), [1, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(block_sparse.global_blocks(6, 3), [1, 1, 0, 0, 0, 1])
+
+
+def test_longformer_layout_is_window_or_global():
+    nb = 10
+    layout = block_sparse.longformer_layout(nb, 3, 1)
+    expected = block_sparse.window_layout(nb, 3)
+    expected[0, :] = expected[:, 0] = True
+    np.testing.assert_array_equal(layout, expected)
+
+
+def test_bigbird_layout_structure():
+    nb, w, g, r = 16, 3, 2, 3
+    layout = block_sparse.bigbird_layout(nb, w, g, r, seed=0)
+    base = block_sparse.longformer_layout(nb, w, g)
+    assert (layout >= base).all(), "window and global blocks are always active"
+    assert layout[[0, nb - 1]].all() and layout[:, [0, nb - 1]].all(), "global rows and columns"
+    extra = layout & ~base
+    assert (extra.sum(axis=1)[1:-1] == r).all(), "exactly r random blocks per non-global row"
+    assert not extra[[0, nb - 1]].any()
+    # With fewer blocks left than r, a row takes all that are left (and the layout is full).
+    np.testing.assert_array_equal(block_sparse.bigbird_layout(5, w, g, 10, seed=0), np.ones((5, 5)))
+
+
+def test_random_layout_is_deterministic_given_the_seed_and_changes_with_it():
+    make = functools.partial(block_sparse.bigbird_layout, 32, 3, 2, 3)
+    np.testing.assert_array_equal(make(seed=7), make(seed=7))
+    assert (make(seed=7) != make(seed=8)).any()
+    params = block_sparse.LayoutParams(seed=7)
+    np.testing.assert_array_equal(block_sparse.make_layout("bigbird", 32, params), make(seed=7))
+
+
+def test_strided_layout_matches_sparse_transformer():
+    """Causal rows: the previous `stride` blocks or every stride-th block (Child et al. §4.2)."""
+    nb, stride = 20, 4
+    layout = block_sparse.strided_layout(nb, stride) & np.tri(nb, dtype=bool)
+    for i in range(nb):
+        expected = [j for j in range(i + 1) if i - j < stride or (i - j) % stride == 0]
+        np.testing.assert_array_equal(np.flatnonzero(layout[i]), expected)
+    assert (
+        block_sparse.strided_layout(nb, stride) == block_sparse.strided_layout(nb, stride).T
+    ).all()
+
+
+def test_fixed_layout_equals_the_element_fixed_pattern():
+    """Blocks of 10, stride 5, one summary block: the paper's fixed pattern with l = 50, c = 10
+    (A(1): same window of l; A(2): j mod l in [l − c, l)), LRA's setting (LRA-code also lets
+    j mod l == 0 through and makes it causal)."""
+    length, window, c = 200, 50, 10
+    layout = block_sparse.fixed_layout(length // 10, stride=5, num_summary_blocks=1)
+    i, j = np.arange(length)[:, None], np.arange(length)[None, :]
+    expected = (i // window == j // window) | (j % window >= window - c)
+    np.testing.assert_array_equal(block_sparse.expand_layout(layout, 10, length), expected)
+
+
+def test_make_layout_checks_its_arguments():
+    with pytest.raises(errors.ConfigError, match="layout"):
+        block_sparse.make_layout("bigbirds", 4)
+    with pytest.raises(errors.ConfigError, match="stride"):
+        block_sparse.make_layout("strided", 4, block_sparse.LayoutParams(stride=0))
+    with pytest.raises(errors.ConfigError, match="num_summary_blocks"):
+        block_sparse.make_layout("fixed", 4, block_sparse.LayoutParams(num_summary_blocks=5))
+    with pytest.raises(errors.ConfigError, match="num_random_blocks"):
+        block_sparse.make_layout("bigbird", 4, block_sparse.LayoutParams(num_random_blocks=-1))
+
+
+# ---------------------------------------------------------------------------- attention
+
+LAYOUT_CASES = [
+    ("bigbird", {}),
+    ("bigbird", {"num_window_blocks": 1, "num_global_blocks": 1, "num_random_blocks": 2}),
+    ("longformer", {"num_window_blocks": 5, "num_global_blocks": 1}),
+    ("strided", {"stride": 3}),
+    ("fixed", {"stride": 3, "num_summary_blocks": 1}),
+    ("full", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("layout", "hparams", "is_causal"),
+    [
+        (layout, hparams, is_causal)
+        for layout, hparams in LAYOUT_CASES
+        for is_causal in (False, True)
+        if layout in block_sparse.CAUSAL_LAYOUTS or not is_causal  # bigbird: test_unsupported_raise
+    ],
+    ids=str,
+)
+def test_equals_dense_softmax_with_expanded_mask(layout, hparams, is_causal):
+    q, k, v = _qkv(T=T)  # GQA: N = 4, K = 2
+    kv_mask = _kv_mask()
+    nb = -(-T // BLOCK)
+    blocks = block_sparse.make_layout(layout, nb, block_sparse.LayoutParams(**hparams))
+    assert not blocks.all() or layout == "full", "the case should exercise a sparse layout"
+    mask = block_sparse.expand_layout(blocks, BLOCK, T)
+    if is_causal:
+        mask &= np.tri(T, dtype=bool)
+    mask = mask[None] & kv_mask[:, None, :]
+    out = _attention(
+        q,
+        k,
+        v,
+        kv_mask=jnp.asarray(kv_mask),
+        is_causal=is_causal,
+        layout=layout,
+        block_size=BLOCK,
+        **hparams,
+    )
+    assert _max_err(_real(out, kv_mask), _real(_reference(q, k, v, mask), kv_mask)) <= 1e-5
+
+
+@pytest.mark.parametrize("is_causal", [False, True], ids=["bidirectional", "causal"])
+def test_full_layout_is_softmax(is_causal):
+    q, k, v = _qkv(T=T, seed=1)
+    kv_mask = jnp.asarray(_kv_mask())
+    out = _attention(q, k, v, kv_mask=kv_mask, is_causal=is_causal, layout="full", block_size=7)
+    expected = softmax.softmax_attention(q, k, v, kv_mask=kv_mask, is_causal=is_causal)
+    assert _max_err(_real(out, kv_mask), _real(expected, kv_mask)) <= 1e-5
+
+
+def test_same_seed_same_output_other_seed_other_output():
+    q, k, v = _qkv(T=64, seed=2)
+    run = functools.partial(_attention, q, k, v, layout="bigbird", block_size=4)
+    np.testing.assert_array_equal(np.asarray(run(seed=3)), np.asarray(run(seed=3)))
+    assert _max_err(run(seed=3), run(seed=4)) > 1e-3
+
+
+def test_no_dense_logits():
+    """Only active blocks: nothing of the size of the [B, N, T, S] logits is formed."""
+    B, T_long, N = 1, 1024, 2
+    q, k, v = _qkv(B=B, T=T_long, N=N, K=N)
+    fn = functools.partial(block_sparse.block_sparse_attention, layout="bigbird", block_size=16)
+    assert _largest_intermediate(fn, q, k, v) <= B * N * T_long * T_long // 4
+
+
+def test_unsupported_raise():
+    q, k, v = _qkv(T=16)
+    ids = jnp.ones((2, 16), jnp.int32)
+    cases = [
+        ({"is_causal": True, "layout": "bigbird"}, "is_causal"),
+        ({"q_segment_ids": ids}, "segment_ids"),
+        ({"bias": jnp.zeros((1, 1, 16, 16))}, "bias"),
+    ]
+    for kwargs, flag in cases:
+        with pytest.raises(errors.UnsupportedFeatureError, match=f"'block_sparse'.*{flag}"):
+            block_sparse.block_sparse_attention(q, k, v, block_size=4, **kwargs)
+    with pytest.raises(errors.UnsupportedFeatureError, match="'block_sparse'.*cross"):
+        block_sparse.block_sparse_attention(q, k[:, :8], v[:, :8], block_size=4)
+    with pytest.raises(errors.ConfigError, match="block_size"):
+        block_sparse.block_sparse_attention(q, k, v, block_size=0)
