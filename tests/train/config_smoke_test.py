@@ -1,0 +1,47 @@
+"""Every configs/lra_*.py smoke preset trains end to end: 2 steps, a validation pass, a checkpoint,
+the test evaluation (the configs' `get_config()` builds alone are in tests/configs_test.py)."""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import json
+import math
+import os
+
+import pytest
+
+from jaxattn.train import trainer
+
+CONFIGS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+LRA_CONFIGS = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(os.path.join(CONFIGS_DIR, "lra_*.py"))
+    if not p.endswith("_base.py")
+)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+# ~20 s each (two compiles), so in the slow tier that .ci/run also runs.
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LRA_CONFIGS)
+def test_smoke_preset_trains(name, tmp_path, data_dir):
+    assert len(LRA_CONFIGS) >= 13, LRA_CONFIGS
+    config = importlib.import_module(f"configs.{name}").get_config("smoke")
+    config.data.data_dir = data_dir
+    config.train.update(
+        num_train_steps=2, eval_every_steps=2, checkpoint_every_steps=2, max_eval_batches=1
+    )
+    workdir = str(tmp_path / name)
+    results = trainer.train_and_evaluate(config, workdir)
+    assert results["attention"] == config.model.attention.kind
+    assert os.listdir(os.path.join(workdir, "checkpoints")) == ["2"]
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    train_losses = [row["loss"] for row in rows if row["split"] == "train"]
+    assert len(train_losses) == 2 and all(math.isfinite(x) for x in train_losses)
+    assert math.isfinite(results["test_loss"]) and 0.0 <= results["test_accuracy"] <= 1.0
