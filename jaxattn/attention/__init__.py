@@ -14,6 +14,7 @@ from jaxattn.attention import (
     block_sparse,
     core,
     fnet,
+    kernels,
     linear,
     linformer,
     local,
@@ -44,6 +45,16 @@ REGISTRY: dict[str, AttentionSpec] = {
         gqa=True,
         complexity="O((T+S)·m·H + m³) time, O((T+S)·m) memory",
         params=nystrom.param_specs,
+    ),
+    # jax.nn.dot_product_attention: XLA's fused attention, or cuDNN's with implementation='cudnn'.
+    "softmax_xla": AttentionSpec(
+        kernels.xla_softmax_attention,
+        causal=True,
+        packing=True,
+        bias=True,
+        gqa=True,
+        cross=True,
+        complexity="O(T·S·H) time, O(T·S) memory on XLA (cuDNN: O((T+S)·H))",
     ),
     "softmax_chunked": AttentionSpec(
         softmax_chunked.softmax_chunked_attention,
