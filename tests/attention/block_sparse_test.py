@@ -12,6 +12,7 @@ import pytest
 
 from jaxattn import errors
 from jaxattn.attention import block_sparse, softmax
+from tests.attention import dense_reference
 
 T = 45  # blocks of 4 do not divide it: 12 blocks, the last one 1 token long
 BLOCK = 4
@@ -40,46 +41,6 @@ def _qkv(B=2, T=T, N=4, K=2, H=8, *, seed=0):
 
 def _kv_mask(B=2):
     return np.arange(T)[None] < np.array([T, 30])[:B, None]  # [B, T]
-
-
-def _reference(q, k, v, mask: np.ndarray) -> np.ndarray:
-    """float64 softmax attention with a dense [B, T, S] mask; a fully masked row gives zeros."""
-    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
-    G = q.shape[2] // k.shape[2]
-    k, v = np.repeat(k, G, axis=2), np.repeat(v, G, axis=2)
-    logits = np.einsum("BTNH,BSNH->BNTS", q, k) / np.sqrt(q.shape[-1])
-    logits = np.where(mask[:, None], logits, -np.inf)
-    top = np.max(logits, axis=-1, keepdims=True)
-    p = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
-    total = p.sum(-1, keepdims=True)
-    p = p / np.where(total > 0, total, 1.0)
-    return np.einsum("BNTS,BSNH->BTNH", p, v)
-
-
-def _real(x, kv_mask):
-    return np.where(np.asarray(kv_mask)[:, :, None, None], np.asarray(x, np.float64), 0.0)
-
-
-def _max_err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-
-
-def _largest_intermediate(fn, *args) -> int:
-    """The element count of the largest array any equation of fn's jaxpr (recursively) makes."""
-
-    def walk(jaxpr) -> int:
-        biggest = 0
-        for eqn in jaxpr.eqns:
-            for var in eqn.outvars:
-                biggest = max(biggest, int(np.prod(var.aval.shape, dtype=np.int64)))
-            for param in eqn.params.values():
-                for sub in param if isinstance(param, tuple | list) else (param,):
-                    inner = getattr(sub, "jaxpr", sub)
-                    if hasattr(inner, "eqns"):
-                        biggest = max(biggest, walk(inner))
-        return biggest
-
-    return walk(jax.make_jaxpr(fn)(*args).jaxpr)
 
 
 # ---------------------------------------------------------------------------- layout helpers
@@ -210,7 +171,13 @@ def test_equals_dense_softmax_with_expanded_mask(layout, hparams, is_causal):
         block_size=BLOCK,
         **hparams,
     )
-    assert _max_err(_real(out, kv_mask), _real(_reference(q, k, v, mask), kv_mask)) <= 1e-5
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask),
+            dense_reference.real_rows(dense_reference.dense_softmax(q, k, v, mask), kv_mask),
+        )
+        <= 1e-5
+    )
 
 
 @pytest.mark.parametrize("is_causal", [False, True], ids=["bidirectional", "causal"])
@@ -219,14 +186,19 @@ def test_full_layout_is_softmax(is_causal):
     kv_mask = jnp.asarray(_kv_mask())
     out = _attention(q, k, v, kv_mask=kv_mask, is_causal=is_causal, layout="full", block_size=7)
     expected = softmax.softmax_attention(q, k, v, kv_mask=kv_mask, is_causal=is_causal)
-    assert _max_err(_real(out, kv_mask), _real(expected, kv_mask)) <= 1e-5
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask), dense_reference.real_rows(expected, kv_mask)
+        )
+        <= 1e-5
+    )
 
 
 def test_same_seed_same_output_other_seed_other_output():
     q, k, v = _qkv(T=64, seed=2)
     run = functools.partial(_attention, q, k, v, layout="bigbird", block_size=4)
     np.testing.assert_array_equal(np.asarray(run(seed=3)), np.asarray(run(seed=3)))
-    assert _max_err(run(seed=3), run(seed=4)) > 1e-3
+    assert dense_reference.max_err(run(seed=3), run(seed=4)) > 1e-3
 
 
 def test_no_dense_logits():
@@ -234,7 +206,7 @@ def test_no_dense_logits():
     B, T_long, N = 1, 1024, 2
     q, k, v = _qkv(B=B, T=T_long, N=N, K=N)
     fn = functools.partial(block_sparse.block_sparse_attention, layout="bigbird", block_size=16)
-    assert _largest_intermediate(fn, q, k, v) <= B * N * T_long * T_long // 4
+    assert dense_reference.largest_intermediate(fn, q, k, v) <= B * N * T_long * T_long // 4
 
 
 def test_unsupported_raise():

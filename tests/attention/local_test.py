@@ -11,6 +11,7 @@ import pytest
 
 from jaxattn import errors
 from jaxattn.attention import core, local, softmax
+from tests.attention import dense_reference
 
 T = 23  # no tile or block size used below divides it
 
@@ -26,20 +27,6 @@ def _kv_mask(B=2, T=T):
     return np.arange(T)[None] < lengths[:, None]  # [B, T]
 
 
-def _reference(q, k, v, mask: np.ndarray) -> np.ndarray:
-    """float64 softmax attention with a dense [B, T, S] mask; a fully masked row gives zeros."""
-    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
-    G = q.shape[2] // k.shape[2]
-    k, v = np.repeat(k, G, axis=2), np.repeat(v, G, axis=2)
-    logits = np.einsum("BTNH,BSNH->BNTS", q, k) / np.sqrt(q.shape[-1])
-    logits = np.where(mask[:, None], logits, -np.inf)
-    top = np.max(logits, axis=-1, keepdims=True)
-    p = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
-    total = p.sum(-1, keepdims=True)
-    p = p / np.where(total > 0, total, 1.0)
-    return np.einsum("BNTS,BSNH->BTNH", p, v)
-
-
 def _band(T: int, left: int, right: int) -> np.ndarray:
     rel = np.arange(T)[None, :] - np.arange(T)[:, None]  # [T, S]: s − t
     return (rel >= -left) & (rel <= right)
@@ -52,14 +39,6 @@ def _run_positions(ids: np.ndarray) -> np.ndarray:
         for t in range(1, ids.shape[1]):
             out[b, t] = out[b, t - 1] + 1 if ids[b, t] == ids[b, t - 1] else 0
     return out
-
-
-def _real(x, kv_mask):
-    return np.where(np.asarray(kv_mask)[:, :, None, None], np.asarray(x, np.float64), 0.0)
-
-
-def _max_err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 _local = jax.jit(
@@ -103,7 +82,13 @@ def test_sliding_equals_band_mask(window_size, window_left, window_right, is_cau
         window_left=window_left,
         window_right=window_right,
     )
-    assert _max_err(_real(out, kv_mask), _real(_reference(q, k, v, mask), kv_mask)) <= 1e-5
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask),
+            dense_reference.real_rows(dense_reference.dense_softmax(q, k, v, mask), kv_mask),
+        )
+        <= 1e-5
+    )
 
 
 @pytest.mark.parametrize("is_causal", [False, True], ids=["bidirectional", "causal"])
@@ -125,7 +110,13 @@ def test_block_equals_block_diagonal_mask(block_size, is_causal):
         mode="block",
         block_size=block_size,
     )
-    assert _max_err(_real(out, kv_mask), _real(_reference(q, k, v, mask), kv_mask)) <= 1e-5
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask),
+            dense_reference.real_rows(dense_reference.dense_softmax(q, k, v, mask), kv_mask),
+        )
+        <= 1e-5
+    )
 
 
 @pytest.mark.parametrize("is_causal", [False, True], ids=["bidirectional", "causal"])
@@ -144,7 +135,12 @@ def test_covering_window_is_softmax(hparams, is_causal):
     kv_mask = jnp.asarray(_kv_mask())
     out = _local(q, k, v, kv_mask=kv_mask, is_causal=is_causal, **hparams)
     expected = softmax.softmax_attention(q, k, v, kv_mask=kv_mask, is_causal=is_causal)
-    assert _max_err(_real(out, kv_mask), _real(expected, kv_mask)) <= 1e-5
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask), dense_reference.real_rows(expected, kv_mask)
+        )
+        <= 1e-5
+    )
 
 
 @pytest.mark.parametrize("is_causal", [False, True], ids=["bidirectional", "causal"])
@@ -170,16 +166,16 @@ def test_packing_equals_mask_and_segments_alone(hparams, is_causal):
         mask &= blocks[:, :, None] == blocks[:, None, :]
         if is_causal:
             mask &= np.tri(T, dtype=bool)[None]
-    assert _max_err(out, _reference(q, k, v, mask)) <= 1e-5
+    assert dense_reference.max_err(out, dense_reference.dense_softmax(q, k, v, mask)) <= 1e-5
     for a, b in bounds:
         alone = _local(q[:, a:b], k[:, a:b], v[:, a:b], is_causal=is_causal, **hparams)
-        assert _max_err(out[:, a:b], alone) <= 1e-5, (a, b)
+        assert dense_reference.max_err(out[:, a:b], alone) <= 1e-5, (a, b)
 
 
 def test_window_zero_returns_own_value():
     q, k, v = _qkv(N=4, K=4)
     out = _local(q, k, v, mode="sliding", window_size=0)
-    assert _max_err(out, v) <= 1e-6
+    assert dense_reference.max_err(out, v) <= 1e-6
 
 
 def test_gradients_equal_masked_softmax():
@@ -203,25 +199,7 @@ def test_gradients_equal_masked_softmax():
     g_ours = jax.grad(functools.partial(loss, ours), argnums=(0, 1, 2))(q, k, v)
     g_theirs = jax.grad(functools.partial(loss, theirs), argnums=(0, 1, 2))(q, k, v)
     for name, a, b in zip("qkv", g_ours, g_theirs, strict=True):
-        assert _max_err(a, b) <= 1e-5, name
-
-
-def _largest_intermediate(fn, *args) -> int:
-    """The element count of the largest array any equation of fn's jaxpr (recursively) makes."""
-
-    def walk(jaxpr) -> int:
-        biggest = 0
-        for eqn in jaxpr.eqns:
-            for var in eqn.outvars:
-                biggest = max(biggest, int(np.prod(var.aval.shape, dtype=np.int64)))
-            for param in eqn.params.values():
-                for sub in param if isinstance(param, tuple | list) else (param,):
-                    inner = getattr(sub, "jaxpr", sub)
-                    if hasattr(inner, "eqns"):
-                        biggest = max(biggest, walk(inner))
-        return biggest
-
-    return walk(jax.make_jaxpr(fn)(*args).jaxpr)
+        assert dense_reference.max_err(a, b) <= 1e-5, name
 
 
 @pytest.mark.parametrize(
@@ -234,7 +212,7 @@ def test_no_dense_logits(hparams):
     B, T_long, N = 1, 512, 2
     q, k, v = _qkv(B=B, T=T_long, N=N, K=N)
     fn = functools.partial(local.local_attention, is_causal=True, **hparams)
-    assert _largest_intermediate(fn, q, k, v) <= B * N * T_long * T_long // 8
+    assert dense_reference.largest_intermediate(fn, q, k, v) <= B * N * T_long * T_long // 8
 
 
 def test_bad_inputs_raise():

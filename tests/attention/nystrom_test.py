@@ -9,6 +9,7 @@ import pytest
 
 from jaxattn import errors
 from jaxattn.attention import nystrom, softmax
+from tests.attention import dense_reference
 
 
 def _qkv(B=2, T=16, S=16, N=4, K=4, H=8, *, seed=0, dtype=jnp.float32):
@@ -20,14 +21,6 @@ def _qkv(B=2, T=16, S=16, N=4, K=4, H=8, *, seed=0, dtype=jnp.float32):
 def _kv_mask(B, S):
     lengths = np.maximum(S - 5 * np.arange(B), 1)
     return jnp.asarray(np.arange(S)[None] < lengths[:, None])
-
-
-def _real(x, kv_mask):
-    return np.where(np.asarray(kv_mask)[:, :, None, None], np.asarray(x, np.float32), 0.0)
-
-
-def _max_err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 @jax.jit
@@ -131,7 +124,10 @@ def test_exact_limit_matches_softmax(shape, iterations, atol):
     q, k, v = _qkv(B, T, T, N, K, H, seed=T)
     kv_mask = _kv_mask(B, T)
     out = _nystrom(q, k, v, kv_mask=kv_mask, num_landmarks=T, pinv_iterations=iterations)
-    err = _max_err(_real(out, kv_mask), _real(_softmax(q, k, v, kv_mask), kv_mask))
+    err = dense_reference.max_err(
+        dense_reference.real_rows(out, kv_mask),
+        dense_reference.real_rows(_softmax(q, k, v, kv_mask), kv_mask),
+    )
     assert err <= atol, f"max error {err:.3g} with {iterations} iterations"
 
 
@@ -142,7 +138,10 @@ def test_exact_limit_bfloat16():
     bf16 = [x.astype(jnp.bfloat16) for x in (q, k, v)]
     out = _nystrom(*bf16, kv_mask=kv_mask, num_landmarks=16, pinv_iterations=40)
     assert out.dtype == jnp.bfloat16
-    err = _max_err(_real(out, kv_mask), _real(_softmax(q, k, v, kv_mask), kv_mask))
+    err = dense_reference.max_err(
+        dense_reference.real_rows(out, kv_mask),
+        dense_reference.real_rows(_softmax(q, k, v, kv_mask), kv_mask),
+    )
     assert err <= 3e-2, err
 
 
@@ -152,7 +151,13 @@ def test_more_landmarks_than_tokens_equals_softmax():
     kv_mask = _kv_mask(2, 5)
     out = _nystrom(q, k, v, kv_mask=kv_mask, num_landmarks=8, pinv_iterations=40)
     assert bool(jnp.all(jnp.isfinite(out)))
-    assert _max_err(_real(out, kv_mask), _real(_softmax(q, k, v, kv_mask), kv_mask)) <= 2e-4
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask),
+            dense_reference.real_rows(_softmax(q, k, v, kv_mask), kv_mask),
+        )
+        <= 2e-4
+    )
 
 
 # ---------------------------------------------------------------- the approximation itself
@@ -172,8 +177,11 @@ def test_matches_numpy_reference(T, S, m, K):
     assert bool(jnp.all(jnp.isfinite(out)))
     expected = reference_nystrom(q, k, v, kv_mask=kv_mask, m=m, iterations=6)
     if T == S:  # padded query rows may hold anything
-        out, expected = _real(out, kv_mask), _real(expected, kv_mask)
-    assert _max_err(out, expected) <= 1e-5  # measured ≤ 1.3e-6
+        out, expected = (
+            dense_reference.real_rows(out, kv_mask),
+            dense_reference.real_rows(expected, kv_mask),
+        )
+    assert dense_reference.max_err(out, expected) <= 1e-5  # measured ≤ 1.3e-6
 
 
 def test_padding_invariance_unaligned_length():
@@ -188,7 +196,12 @@ def test_padding_invariance_unaligned_length():
     ]
     kwargs = dict(kv_mask=kv_mask, num_landmarks=8, conv_kernel_size=35, conv_kernel=kernel)
     out, out_dirty = _nystrom(q, k, v, **kwargs), _nystrom(*dirty, **kwargs)
-    assert _max_err(_real(out, kv_mask), _real(out_dirty, kv_mask)) <= 1e-5
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask), dense_reference.real_rows(out_dirty, kv_mask)
+        )
+        <= 1e-5
+    )
 
 
 def test_examples_are_independent():
@@ -283,9 +296,14 @@ def test_conv_residual_equals_numpy_convolution(width):
         expected[b, :, n] = _numpy_conv(
             vm[b, :, n // (N // K)], np.asarray(kernel, np.float64)[:, n // (N // K)]
         )
-    assert _max_err(with_conv - without, expected) <= 1e-5
+    assert dense_reference.max_err(with_conv - without, expected) <= 1e-5
     full = reference_nystrom(q, k, v, kv_mask=kv_mask, m=8, iterations=6, conv_kernel=kernel)
-    assert _max_err(_real(with_conv, kv_mask), _real(full, kv_mask)) <= 1e-5
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(with_conv, kv_mask), dense_reference.real_rows(full, kv_mask)
+        )
+        <= 1e-5
+    )
 
 
 def test_conv_errors():

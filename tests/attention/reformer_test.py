@@ -11,6 +11,7 @@ import pytest
 
 from jaxattn import errors
 from jaxattn.attention import reformer
+from tests.attention import dense_reference
 
 
 def _qkv(B=2, T=16, N=4, K=2, H=8, *, seed=0, dtype=jnp.float32):
@@ -29,14 +30,6 @@ _lsh = jax.jit(
     static_argnames=("is_causal", "num_hashes", "num_buckets", "chunk_size"),
 )
 _shared_qk = jax.jit(reformer.shared_qk_softmax_attention, static_argnames=("is_causal",))
-
-
-def _real(x, kv_mask):
-    return np.where(np.asarray(kv_mask)[:, :, None, None], np.asarray(x, np.float64), 0.0)
-
-
-def _max_err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 # ----------------------------------------------------------------------------- sorting, hashing
@@ -89,7 +82,12 @@ def test_one_bucket_equals_shared_qk_softmax(num_hashes, is_causal):
         chunk_size=16,
     )
     expected = _shared_qk(q, k, v, kv_mask=kv_mask, is_causal=is_causal)
-    assert _max_err(_real(out, kv_mask), _real(expected, kv_mask)) <= 1e-6
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask), dense_reference.real_rows(expected, kv_mask)
+        )
+        <= 1e-6
+    )
 
 
 def test_self_is_attended_only_when_alone():
@@ -171,7 +169,12 @@ def test_equals_dense_softmax_over_the_lsh_sets(num_hashes, is_causal):
     expected = _np_lsh(
         q, v, buckets, kv_mask=kv_mask, is_causal=is_causal, chunk_size=W, scale=H**-0.5
     )
-    assert _max_err(_real(out, kv_mask), _real(expected, kv_mask)) <= 2e-6
+    assert (
+        dense_reference.max_err(
+            dense_reference.real_rows(out, kv_mask), dense_reference.real_rows(expected, kv_mask)
+        )
+        <= 2e-6
+    )
 
 
 # ----------------------------------------------------------------------------- rng, masks, flags
@@ -182,7 +185,7 @@ def test_same_rng_same_output_other_rng_other_output():
     run = functools.partial(_lsh, q, k, v, num_hashes=2, num_buckets=8, chunk_size=4)
     a, b = run(rng=jax.random.key(0)), run(rng=jax.random.key(0))
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert _max_err(a, run(rng=jax.random.key(1))) > 1e-3
+    assert dense_reference.max_err(a, run(rng=jax.random.key(1))) > 1e-3
 
 
 def test_key_argument_is_not_used():
@@ -204,8 +207,8 @@ def test_causal_output_never_depends_on_the_future(seed):
     )
     out = run(q, k, v)
     out2 = run(jnp.where(future, q2, q), k, jnp.where(future, v2, v))
-    assert _max_err(out2[:, :t0], out[:, :t0]) <= 1e-6
-    assert _max_err(out2[:, t0:], out[:, t0:]) > 1e-3
+    assert dense_reference.max_err(out2[:, :t0], out[:, :t0]) <= 1e-6
+    assert dense_reference.max_err(out2[:, t0:], out[:, t0:]) > 1e-3
 
 
 def test_unsupported_and_bad_settings_raise():

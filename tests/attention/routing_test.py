@@ -12,6 +12,7 @@ import pytest
 from jaxattn import errors
 from jaxattn.attention import get_attention_fn, routing
 from jaxattn.layers import attention as attention_layer
+from tests.attention import dense_reference
 
 
 def _qkv(B=2, T=16, S=16, N=4, K=2, H=8, *, seed=0, dtype=jnp.float32):
@@ -33,10 +34,6 @@ _routing = jax.jit(
     routing.routing_attention,
     static_argnames=("is_causal", "num_clusters", "window", "ema_decay"),
 )
-
-
-def _max_err(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def _unit(x):
@@ -107,7 +104,7 @@ def test_every_query_attends_only_to_keys_of_its_own_cluster(is_causal, T, S):
     if T == S:  # padded query rows may hold anything
         expected = np.where(np.asarray(kv_mask)[:, :, None, None], expected, 0.0)
         out = jnp.where(kv_mask[:, :, None, None], out, 0.0)
-    assert _max_err(out, expected) <= 1e-5
+    assert dense_reference.max_err(out, expected) <= 1e-5
     dropped = np.all(expected == 0.0, axis=-1)  # [B, T, N]
     assert dropped.any() and not dropped.all()  # both paths were exercised
 
@@ -128,8 +125,8 @@ def test_values_of_other_clusters_do_not_matter():
     k_cluster = _np_assign(k_hat[0, :, kh], mu_np[kh])[0]
     other = jnp.asarray(k_cluster != q_cluster)[None, :, None, None]
     out2, _ = run(q, k, jnp.where(other, 100.0 + v, v))
-    assert _max_err(out2[0, t, n], out[0, t, n]) <= 1e-5
-    assert _max_err(out2, out) > 1.0  # other queries did see the change
+    assert dense_reference.max_err(out2[0, t, n], out[0, t, n]) <= 1e-5
+    assert dense_reference.max_err(out2, out) > 1.0  # other queries did see the change
 
 
 def test_padding_is_excluded_even_when_clusters_are_full():
@@ -149,8 +146,8 @@ def test_padding_is_excluded_even_when_clusters_are_full():
     ]
     out2, state2 = run(*dirty)
     real = kv_mask[:, :, None, None]
-    assert _max_err(jnp.where(real, out2, 0.0), jnp.where(real, out, 0.0)) <= 1e-6
-    assert _max_err(state2["centroids"], state["centroids"]) <= 1e-6
+    assert dense_reference.max_err(jnp.where(real, out2, 0.0), jnp.where(real, out, 0.0)) <= 1e-6
+    assert dense_reference.max_err(state2["centroids"], state["centroids"]) <= 1e-6
 
 
 def test_one_cluster_keeping_everything_is_normalized_softmax():
@@ -171,7 +168,10 @@ def test_one_cluster_keeping_everything_is_normalized_softmax():
             q, k, v, kv_mask=kv_mask, is_causal=is_causal
         )
         real = kv_mask[:, :, None, None]
-        assert _max_err(jnp.where(real, out, 0.0), jnp.where(real, expected, 0.0)) <= 1e-6
+        assert (
+            dense_reference.max_err(jnp.where(real, out, 0.0), jnp.where(real, expected, 0.0))
+            <= 1e-6
+        )
 
 
 # ----------------------------------------------------------------------------- the EMA state
@@ -213,7 +213,7 @@ def test_ema_update(decay):
     mu_np = np.asarray(mu, np.float64)
     means = sums / np.maximum(counts, 1)[..., None]
     expected = np.where(counts[..., None] > 0, decay * mu_np + (1 - decay) * means, mu_np)
-    assert _max_err(state["centroids"], expected) <= 1e-6
+    assert dense_reference.max_err(state["centroids"], expected) <= 1e-6
     assert state["centroids"].dtype == jnp.float32
     assert (counts == 0).any() and (counts > 0).any()  # both cases are exercised
 
@@ -238,7 +238,7 @@ def test_state_is_not_trained_by_gradients_and_has_no_hidden_copy():
     np.testing.assert_array_equal(
         np.asarray(state_a["centroids"]), np.asarray(state_b["centroids"])
     )
-    assert _max_err(state_a["centroids"], mu) > 1e-3
+    assert dense_reference.max_err(state_a["centroids"], mu) > 1e-3
 
 
 # ----------------------------------------------------------------------------- in the Flax layer
@@ -256,14 +256,14 @@ def test_layer_stores_centroids_only_when_the_collection_is_mutable():
 
     y, updates = layer.apply(variables, x, mutable=["attention_state"])
     new = updates["attention_state"]["centroids"]
-    assert new.shape == centroids.shape and _max_err(new, centroids) > 1e-3
+    assert new.shape == centroids.shape and dense_reference.max_err(new, centroids) > 1e-3
 
     y_frozen = layer.apply(variables, x)  # evaluation: not mutable, nothing stored, no error
     np.testing.assert_array_equal(np.asarray(y_frozen), np.asarray(y))  # the old centroids route
 
     # Training goes on from the stored state, which moves again.
     _, updates2 = layer.apply({**variables, **updates}, x, mutable=["attention_state"])
-    assert _max_err(updates2["attention_state"]["centroids"], new) > 1e-4
+    assert dense_reference.max_err(updates2["attention_state"]["centroids"], new) > 1e-4
 
 
 # ----------------------------------------------------------------------------- flags
