@@ -40,7 +40,10 @@ def _rss_now() -> int:
 
 
 def _rss_peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # ru_maxrss and /proc/self/statm read the kernel's RSS counters at different times (they are
+    # batched per thread), so the high-water mark can trail a later statm reading by a few pages;
+    # the peak is never below what statm shows now.
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, _rss_now())
 
 
 def _median_time(call: Callable[[], Any], repeats: int) -> float:
@@ -240,7 +243,7 @@ def measure(case: cases.Case) -> dict[str, Any]:
         result.update(status="oom" if oom else "error", reason=text)
         if not oom:
             result["traceback"] = traceback.format_exc()[-2000:]
-    result["rss_peak_bytes"] = _rss_peak()
+    result["rss_peak_bytes"] = max(_rss_peak(), result.get("rss_baseline_bytes", 0))
     return result
 
 
