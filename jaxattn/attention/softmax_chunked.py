@@ -40,7 +40,6 @@ class _Blocking(NamedTuple):
     """Static facts the block loops need (hashable: the custom_vjp's non-differentiable arg)."""
 
     is_causal: bool
-    scale: float
     block_q: int  # BQ
     block_k: int  # C
     num_kv_heads: int  # K
@@ -110,9 +109,11 @@ def softmax_chunked_attention(
         raise ValueError(f"{KIND}: block_q and block_k must be >= 1; got {block_q}, {block_k}")
     BQ, BK = min(block_q, T), min(block_k, S)
     Tp, Sp = -(-T // BQ) * BQ, -(-S // BK) * BK  # padded lengths
-    cfg = _Blocking(is_causal, core.default_scale(scale, H), BQ, BK, K, N // K)
+    cfg = _Blocking(is_causal, BQ, BK, K, N // K)
 
-    q = _query_blocks(_pad_axis(query, 1, Tp), cfg)  # [nQ, Z, R, H]
+    # The scale goes into the queries once (O(T·H)), not into every block of logits (O(T·S)).
+    scaled = (query.astype(jnp.float32) * core.default_scale(scale, H)).astype(query.dtype)
+    q = _query_blocks(_pad_axis(scaled, 1, Tp), cfg)  # [nQ, Z, R, H]
     k = _key_blocks(_pad_axis(key, 1, Sp), BK)  # [nK, Z, C, H]
     v = _key_blocks(_pad_axis(value, 1, Sp), BK)  # [nK, Z, C, H]
 
@@ -189,20 +190,27 @@ def _pad_bias(bias: jax.Array, full: tuple[int, int, int, int], Tp: int, Sp: int
 # ----------------------------------------------------------------------------- one block
 
 
-def _key_block_end(cfg: _Blocking, i: jax.Array, num_key_blocks: int) -> jax.Array | int:
-    """One past the last key block query block i sees: under causal, the blocks above the
-    diagonal (first key > last query of the block) are never visited."""
+def _key_block_range(cfg: _Blocking, i: jax.Array, num_key_blocks: int):
+    """(below, end) for query block i: key blocks [0, below) lie wholly on or below the
+    diagonal (no causal mask needed), [below, end) straddle it, blocks from `end` on lie above
+    it and are never visited. Without causal masking every block is in [0, below)."""
     if not cfg.is_causal:
-        return num_key_blocks
-    last_query = i * cfg.block_q + cfg.block_q - 1
-    return jnp.minimum(num_key_blocks, last_query // cfg.block_k + 1)
+        return num_key_blocks, num_key_blocks
+    first_query, last_query = i * cfg.block_q, i * cfg.block_q + cfg.block_q - 1
+    end = jnp.minimum(num_key_blocks, last_query // cfg.block_k + 1)
+    below = jnp.minimum(end, (first_query + 1) // cfg.block_k)  # last key <= first query
+    return below, end
 
 
-def _query_block_start(cfg: _Blocking, j: jax.Array) -> jax.Array | int:
-    """The first query block that sees key block j (its last query >= the block's first key)."""
+def _query_block_range(cfg: _Blocking, j: jax.Array, num_query_blocks: int):
+    """(start, below) for key block j: query blocks [start, below) straddle the diagonal,
+    [below, nQ) see the whole key block; blocks before `start` never see it."""
     if not cfg.is_causal:
-        return 0
-    return (j * cfg.block_k) // cfg.block_q
+        return 0, 0
+    first_key, last_key = j * cfg.block_k, j * cfg.block_k + cfg.block_k - 1
+    start = first_key // cfg.block_q  # its last query >= the block's first key
+    below = jnp.minimum(num_query_blocks, -(-last_key // cfg.block_q))  # first query >= last key
+    return start, jnp.maximum(start, below)
 
 
 def _bias_window(bias: jax.Array, cfg: _Blocking, i: jax.Array, j: jax.Array):
@@ -221,10 +229,16 @@ def _logits(
     masks: Masks,
     i: jax.Array,
     j: jax.Array,
-) -> tuple[jax.Array, jax.Array | None]:
-    """Scaled, biased, masked float32 logits of block (i, j) [Z, R, C], and the keep mask."""
+    causal_mask: bool,
+) -> jax.Array:
+    """Biased, masked float32 logits of block (i, j) [Z, R, C] (q_i comes scaled).
+
+    causal_mask=False skips the causal comparison: the caller knows the block lies entirely on
+    or below the diagonal. Masked logits are MASK_VALUE, so exp(s - m) underflows to 0 once the
+    row has seen a real key; rows with no real key at all are repaired by the callers.
+    """
     K, G, BQ, C = cfg.num_kv_heads, cfg.group, cfg.block_q, cfg.block_k
-    s = jnp.einsum("ZRH,ZCH->ZRC", q_i, k_j, preferred_element_type=jnp.float32) * cfg.scale
+    s = jnp.einsum("ZRH,ZCH->ZRC", q_i, k_j, preferred_element_type=jnp.float32)
     Z, R, _ = s.shape
     B = Z // K
     s = s.reshape(B, K, G, BQ, C)
@@ -240,7 +254,7 @@ def _logits(
     def _and(a, b):
         return b if a is None else jnp.logical_and(a, b)
 
-    if cfg.is_causal:
+    if causal_mask:
         q_pos = i * BQ + jnp.arange(BQ)
         k_pos = j * C + jnp.arange(C)
         keep = _and(keep, (q_pos[:, None] >= k_pos[None, :])[None])  # [1, BQ, C]
@@ -252,8 +266,7 @@ def _logits(
     if keep is not None:
         keep = jnp.broadcast_to(keep[:, None, None], (B, K, G, BQ, C))
         s = jnp.where(keep, s, core.MASK_VALUE)
-        keep = keep.reshape(Z, R, C)
-    return s.reshape(Z, R, C), keep
+    return s.reshape(Z, R, C)
 
 
 def _add_bias_grad(
@@ -286,13 +299,11 @@ def _forward(
     def query_block(_, xs):
         i, q_i = xs  # q_i: [Z, R, H]
 
-        def key_block(j, carry):
+        def key_block(j, carry, causal_mask):
             m, norm, o = carry  # [Z, R], [Z, R], [Z, R, H]
-            s, keep = _logits(cfg, q_i, k[j], bias, masks, i, j)  # [Z, R, C]
+            s = _logits(cfg, q_i, k[j], bias, masks, i, j, causal_mask)  # [Z, R, C]
             m_new = jnp.maximum(m, s.max(axis=-1))
             p = jnp.exp(s - m_new[..., None])
-            if keep is not None:
-                p = jnp.where(keep, p, 0.0)  # a fully masked row keeps norm = 0 (zeros, as softmax)
             alpha = jnp.exp(m - m_new)
             norm = alpha * norm + p.sum(axis=-1)
             pv = jnp.einsum(
@@ -305,10 +316,19 @@ def _forward(
             jnp.zeros((Z, R), jnp.float32),
             jnp.zeros((Z, R, H), jnp.float32),
         )
-        end = _key_block_end(cfg, i, num_key_blocks)
-        m, norm, o = jax.lax.fori_loop(0, end, key_block, init)
-        norm = jnp.where(norm > 0, norm, 1.0)
-        return None, ((o / norm[..., None]).astype(v.dtype), m + jnp.log(norm))
+        below, end = _key_block_range(cfg, i, num_key_blocks)
+        carry = jax.lax.fori_loop(0, below, functools.partial(key_block, causal_mask=False), init)
+        if cfg.is_causal:
+            carry = jax.lax.fori_loop(
+                below, end, functools.partial(key_block, causal_mask=True), carry
+            )
+        m, norm, o = carry
+        # A row that never saw a real key still has m = MASK_VALUE (its p were exp(0) = 1):
+        # output zeros, as softmax does, and lse = +inf so the backward's p are exactly 0.
+        empty = m <= 0.5 * core.MASK_VALUE
+        out = jnp.where(empty[..., None], 0.0, o / norm[..., None])
+        lse = jnp.where(empty, jnp.inf, m + jnp.log(norm))
+        return None, (out.astype(v.dtype), lse)
 
     steps = jnp.arange(q.shape[0])
     _, (out, lse) = jax.lax.scan(query_block, None, (steps, q))
@@ -338,13 +358,11 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
         dq, dbias = carry
         j, k_j, v_j = xs  # [Z, C, H]
 
-        def query_block(i, acc):
+        def query_block(i, acc, causal_mask):
             dk, dv, dq, dbias = acc
             q_i, g_i = q[i], d_out[i]  # [Z, R, H]
-            s, keep = _logits(cfg, q_i, k_j, bias, masks, i, j)  # [Z, R, C]
-            p = jnp.exp(s - lse[i][..., None])
-            if keep is not None:
-                p = jnp.where(keep, p, 0.0)
+            s = _logits(cfg, q_i, k_j, bias, masks, i, j, causal_mask)  # [Z, R, C]
+            p = jnp.exp(s - lse[i][..., None])  # masked: exactly 0 (lse is real or +inf)
             dv = dv + jnp.einsum(
                 "ZRC,ZRH->ZCH", p.astype(g_i.dtype), g_i, preferred_element_type=jnp.float32
             )
@@ -353,8 +371,8 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
             dq_i = jnp.einsum(
                 "ZRC,ZCH->ZRH", ds.astype(k_j.dtype), k_j, preferred_element_type=jnp.float32
             )
-            dq = dq.at[i].add(dq_i * cfg.scale)
-            dk = dk + cfg.scale * jnp.einsum(
+            dq = dq.at[i].add(dq_i)
+            dk = dk + jnp.einsum(
                 "ZRC,ZRH->ZCH", ds.astype(q_i.dtype), q_i, preferred_element_type=jnp.float32
             )
             if dbias is not None:
@@ -362,10 +380,16 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
             return dk, dv, dq, dbias
 
         zeros = jnp.zeros(k_j.shape, jnp.float32)
-        start = _query_block_start(cfg, j)
-        dk, dv, dq, dbias = jax.lax.fori_loop(
-            start, num_query_blocks, query_block, (zeros, zeros, dq, dbias)
+        start, below = _query_block_range(cfg, j, num_query_blocks)
+        acc = (zeros, zeros, dq, dbias)
+        if cfg.is_causal:
+            acc = jax.lax.fori_loop(
+                start, below, functools.partial(query_block, causal_mask=True), acc
+            )
+        acc = jax.lax.fori_loop(
+            below, num_query_blocks, functools.partial(query_block, causal_mask=False), acc
         )
+        dk, dv, dq, dbias = acc
         return (dq, dbias), (dk.astype(k.dtype), dv.astype(v.dtype))
 
     init = (

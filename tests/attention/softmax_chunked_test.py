@@ -122,18 +122,22 @@ def test_fully_masked_rows_are_zero_with_finite_gradients():
 @pytest.mark.parametrize(("T", "S"), [(24, 24), (17, 31), (40, 9)])
 @pytest.mark.parametrize(("block_q", "block_k"), [(6, 4), (4, 6), (5, 5), (1, 7)])
 def test_causal_loop_bounds_visit_exactly_the_blocks_below_the_diagonal(T, S, block_q, block_k):
-    """Block (i, j) is visited, forward and backward, iff it is not entirely above the diagonal:
-    some (padded) query row t of block i and key s of block j have s <= t."""
-    cfg = softmax_chunked._Blocking(True, 1.0, block_q, block_k, 1, 1)
+    """Block (i, j) is visited, forward and backward, iff it is not entirely above the diagonal
+    (some query row t of block i and key s of block j have s <= t), and it skips the causal
+    comparison iff it lies entirely on or below it (every s <= every t)."""
+    cfg = softmax_chunked._Blocking(True, block_q, block_k, 1, 1)
     nQ, nK = -(-T // block_q), -(-S // block_k)
     for i in range(nQ):
         for j in range(nK):
             rows = np.arange(i * block_q, (i + 1) * block_q)
             cols = np.arange(j * block_k, (j + 1) * block_k)
-            below = bool(np.any(cols[None, :] <= rows[:, None]))
-            forward = j < int(softmax_chunked._key_block_end(cfg, i, nK))
-            backward = i >= int(softmax_chunked._query_block_start(cfg, j))
-            assert forward == below and backward == below, (i, j, forward, backward, below)
+            visited = bool(np.any(cols[None, :] <= rows[:, None]))
+            unmasked = bool(np.all(cols[None, :] <= rows[:, None]))
+            below, end = (int(x) for x in softmax_chunked._key_block_range(cfg, i, nK))
+            start, full = (int(x) for x in softmax_chunked._query_block_range(cfg, j, nQ))
+            forward = (j < end, j < below)
+            backward = (i >= start, i >= full)
+            assert forward == backward == (visited, unmasked), (i, j, forward, backward)
 
 
 def _causal_inputs():
