@@ -1,0 +1,278 @@
+"""Training-throughput benchmark: steps/s and tokens/s of each `configs/lra_<kind>.py`.
+
+  python -m jaxattn.bench.training                      # every configs/lra_<kind>.py, ListOps
+  python -m jaxattn.bench.training --configs=configs/lra_nystrom.py,configs/lra_softmax.py
+  python -m jaxattn.bench.training --config-arg=setup=lra --window=5 --windows=3
+
+Each config runs through the real trainer (`python -m experiments.train`, so the same data
+pipeline, jit, mesh and CPU runtime settings as a real run) in its own process and a scratch
+workdir, for `window * (windows + 1)` steps with a log line every `window` steps. The trainer
+times each window between two device synchronisations; the first window holds compilation and is
+reported apart (`first_window_s`), the median of the others is `steps_per_s`.
+tokens/s = steps/s x batch size x sequence length. Each config's steps/s is also given relative
+to `configs/lra_softmax.py` measured in the same run, so a noisy machine still compares kinds.
+Validation and test run once at the end on one batch (they are not timed).
+
+Output under --out (default runs/bench/training): results.json (schema below), results.md.
+  {"machine": {...}, "settings": {...}, "results": [{"config", "kind", "status", "reason"?,
+   "steps_per_s", "tokens_per_s", "window_steps_per_s": [...], "first_window_s",
+   "batch_size", "seq_len", "num_parameters", "peak_rss_bytes", "wall_s",
+   "speed_vs_softmax"}]}
+status is ok, timeout or error (with the trainer's last error line as reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from jaxattn.bench import report
+
+REFERENCE_CONFIG = "configs/lra_softmax.py"
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m jaxattn.bench.training", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--configs",
+        default="",
+        help="comma-separated config files (default: every configs/lra_<kind>.py)",
+    )
+    p.add_argument(
+        "--config-arg", default="", help="config string for every config, e.g. 'setup=lra'"
+    )
+    p.add_argument("--window", type=int, default=5, help="steps per timed window")
+    p.add_argument("--windows", type=int, default=3, help="timed windows after the first")
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="extra --config.x=y for every run, e.g. data.builder_config=small (repeatable)",
+    )
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per config")
+    p.add_argument("--out", default="runs/bench/training")
+    args = p.parse_args(argv)
+    if args.window < 1 or args.windows < 1:
+        p.error("--window and --windows must be >= 1")
+    return args
+
+
+def _configs(text: str) -> list[str]:
+    if text:
+        paths = [c.strip() for c in text.split(",") if c.strip()]
+    else:
+        paths = sorted(c for c in glob.glob("configs/lra_*.py") if not c.endswith("lra_base.py"))
+    missing = [c for c in paths if not os.path.isfile(c)]
+    if missing or not paths:
+        raise SystemExit(
+            f"error: config file(s) not found: {missing or 'configs/lra_*.py'}; run from the "
+            "repository root or pass --configs"
+        )
+    return paths
+
+
+def command(config: str, args: argparse.Namespace, workdir: str) -> list[str]:
+    """The trainer command that measures `config`."""
+    steps = args.window * (args.windows + 1)
+    spec = f"{config}:{args.config_arg}" if args.config_arg else config
+    overrides = [
+        f"train.num_train_steps={steps}",
+        f"train.log_every_steps={args.window}",
+        f"train.eval_every_steps={steps}",
+        f"train.checkpoint_every_steps={steps}",
+        "train.max_eval_batches=1",
+        *args.override,
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "experiments.train",
+        f"--config={spec}",
+        f"--workdir={workdir}",
+        *(f"--config.{o}" for o in overrides),
+    ]
+
+
+def summarize(workdir: str, window: int) -> dict[str, Any]:
+    """Throughput from a finished trainer workdir (its config.json, metrics.jsonl, results.json)."""
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    train = sorted((r for r in rows if r["split"] == "train"), key=lambda r: r["step"])
+    rates = [float(r["steps_per_s"]) for r in train]
+    if len(rates) < 2:
+        raise ValueError(f"{workdir}: {len(rates)} timed windows in metrics.jsonl; need >= 2")
+    with open(os.path.join(workdir, "results.json")) as f:
+        results = json.load(f)
+    steps_per_s = statistics.median(rates[1:])
+    batch, seq_len = int(config["data"]["batch_size"]), int(config["data"]["max_length"])
+    return {
+        "kind": config["model"]["attention"]["kind"],
+        "steps_per_s": steps_per_s,
+        "tokens_per_s": steps_per_s * batch * seq_len,
+        "window_steps_per_s": rates[1:],
+        "first_window_s": window / rates[0],
+        "batch_size": batch,
+        "seq_len": seq_len,
+        "num_parameters": results.get("num_parameters"),
+    }
+
+
+def run_config(config: str, args: argparse.Namespace, scratch: str) -> dict[str, Any]:
+    """Trains `config` for the benchmark's steps in its own process; failures become results."""
+    workdir = tempfile.mkdtemp(prefix=Path(config).stem + "_", dir=scratch)
+    cmd = command(config, args, workdir)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result: dict[str, Any] = {"config": config, "command": " ".join(cmd[1:])}
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, env=env)
+        # wait4 gives this child's own peak RSS (the trainer re-executes itself in place with
+        # tcmalloc preloaded: same pid, so the peak covers both images).
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - start > args.timeout:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                result.update(
+                    status="timeout",
+                    reason=f"not finished within {args.timeout:.0f} s",
+                    wall_s=round(time.perf_counter() - start, 1),
+                )
+                shutil.rmtree(workdir, ignore_errors=True)
+                return result
+            time.sleep(0.2)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read()
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    result["peak_rss_bytes"] = usage.ru_maxrss * 1024
+    if proc.returncode != 0:
+        lines = [ln for ln in stderr.strip().splitlines() if ln.strip()] or ["no output"]
+        result.update(status="error", reason=f"trainer exited {proc.returncode}: {lines[-1][:300]}")
+        shutil.rmtree(workdir, ignore_errors=True)
+        return result
+    try:
+        result.update(summarize(workdir, args.window), status="ok")
+    except (OSError, ValueError, KeyError) as e:
+        result.update(status="error", reason=f"{type(e).__name__}: {e}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def add_ratios(results: list[dict[str, Any]]) -> None:
+    ref = next(
+        (r for r in results if r["config"].endswith(REFERENCE_CONFIG) and r["status"] == "ok"),
+        None,
+    )
+    for r in results:
+        if ref is not None and r["status"] == "ok":
+            r["speed_vs_softmax"] = r["steps_per_s"] / ref["steps_per_s"]
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    m, s = doc["machine"], doc["settings"]
+    out = [
+        "# Training-throughput benchmark",
+        "",
+        f"Machine: {m.get('cpu_count')} CPUs, jax {m.get('jax')}; {m.get('date', '')}. "
+        f"Config string '{s['config_arg']}', overrides {s['override'] or 'none'}; "
+        f"median of {s['windows']} windows of {s['window']} steps after a first window "
+        "(compilation). x softmax: steps/s relative to configs/lra_softmax.py in the same run.",
+        "",
+    ]
+    header = [
+        "config",
+        "kind",
+        "steps/s",
+        "tokens/s",
+        "x softmax",
+        "first window",
+        "peak RSS",
+        "params",
+    ]
+    rows = []
+    for r in doc["results"]:
+        if r["status"] != "ok":
+            rows.append([r["config"], r.get("kind", "?"), f"{r['status']}: {r.get('reason', '')}"])
+            rows[-1] += [""] * (len(header) - 3)
+            continue
+        ratio = r.get("speed_vs_softmax")
+        rows.append(
+            [
+                r["config"],
+                r["kind"],
+                f"{r['steps_per_s']:.3f}",
+                f"{r['tokens_per_s']:,.0f}",
+                f"{ratio:.2f}" if ratio is not None else "-",
+                f"{r['first_window_s']:.1f} s",
+                report._gib(r.get("peak_rss_bytes")),
+                f"{r['num_parameters']:,}" if r.get("num_parameters") else "-",
+            ]
+        )
+    out += report._table(header, rows)
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jaxattn.bench.__main__ import _machine
+
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    configs = _configs(args.configs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="workdirs_", dir=out)
+    doc: dict[str, Any] = {
+        "machine": _machine(),
+        "settings": {
+            "config_arg": args.config_arg,
+            "window": args.window,
+            "windows": args.windows,
+            "override": args.override,
+        },
+        "results": [],
+    }
+    start = time.perf_counter()
+    try:
+        for n, config in enumerate(configs, 1):
+            r = run_config(config, args, scratch)
+            doc["results"].append(r)
+            add_ratios(doc["results"])
+            (out / "results.json").write_text(json.dumps(doc, indent=2))
+            done = time.perf_counter() - start
+            eta = done / n * (len(configs) - n)
+            summary = (
+                f"{r['steps_per_s']:.3f} steps/s, {r['tokens_per_s']:,.0f} tokens/s"
+                if r["status"] == "ok"
+                else f"{r['status']}: {r.get('reason', '')[:120]}"
+            )
+            print(
+                f"[{n}/{len(configs)}] {config}: {summary} | elapsed {done:.0f} s, ETA {eta:.0f} s",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    (out / "results.md").write_text(markdown(doc))
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 0 if all(r["status"] == "ok" for r in doc["results"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
