@@ -69,6 +69,7 @@ def attention_config(kind: str, **overrides: Any) -> config_dict.ConfigDict:
     cfg = config_dict.ConfigDict({"kind": kind})
     for name, spec in attention.REGISTRY.items():
         cfg[name] = config_dict.ConfigDict(attention_hparams(spec.fn))
+    kind = attention.resolve_kind(kind)  # "exact": overrides go to this platform's exact kind
     for name, value in overrides.items():
         if name not in cfg[kind]:
             raise errors.ConfigError(f"attention kind '{kind}' has no hyper-parameter '{name}'")

@@ -168,15 +168,36 @@ REGISTRY: dict[str, AttentionSpec] = {
 }
 
 
+# `kind="exact"` picks the platform's default exact-softmax kind: on CPU the fastest correct one
+# measured with `python -m jaxattn.bench --kinds=softmax,softmax_xla,softmax_chunked` (2 cores,
+# fp32, B=1, 8 heads x 64: softmax_chunked is fastest from T=1024 on and the only one with O(T)
+# memory; WORKSPACE.md "The attention benchmark" has the table). On GPU/TPU XLA's fused attention
+# (cuDNN with softmax_xla.implementation='cudnn'); not measured here (no accelerator).
+EXACT_ALIAS = "exact"
+DEFAULT_EXACT = {"cpu": "softmax_chunked", "gpu": "softmax_xla", "tpu": "softmax_xla"}
+
+
+def resolve_kind(kind: str, platform: str | None = None) -> str:
+    """`kind`, or for "exact" the default exact kind of `platform` (default: JAX's backend)."""
+    if kind != EXACT_ALIAS:
+        return kind
+    import jax
+
+    platform = platform or jax.default_backend()
+    return DEFAULT_EXACT.get(platform, "softmax")
+
+
 def kinds_supporting(feature: str) -> list[str]:
     return [kind for kind, spec in REGISTRY.items() if spec.supports(feature)]
 
 
 def get_spec(kind: str) -> AttentionSpec:
+    kind = resolve_kind(kind)
     if kind not in REGISTRY:
-        raise errors.ConfigError(
-            f"unknown attention kind '{kind}'; available kinds: {', '.join(sorted(REGISTRY))}"
+        choices = ", ".join(
+            [*sorted(REGISTRY), f"{EXACT_ALIAS} (the platform's default exact kind)"]
         )
+        raise errors.ConfigError(f"unknown attention kind '{kind}'; available kinds: {choices}")
     return REGISTRY[kind]
 
 
@@ -194,11 +215,12 @@ def get_attention_fn(
 
     Args:
       cfg: `kind` plus one sub-dict of hyper-parameters per kind (configs/common.py
-        `attention_config`); only `cfg[cfg.kind]` is used.
+        `attention_config`); only `cfg[cfg.kind]` is used. kind "exact" resolves to
+        `DEFAULT_EXACT[platform]` (`resolve_kind`) and binds that kind's hyper-parameters.
       is_causal, kv_mask, segment_ids, bias, gqa, cross: what the model will ask of it. A kind
         that cannot honour one raises `UnsupportedFeatureError` naming the kind and the flag.
     """
-    kind = cfg["kind"]
+    kind = resolve_kind(cfg["kind"])
     spec = get_spec(kind)
     needs = {
         "is_causal": is_causal,

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from jaxattn import data, errors, models, tasks
+from jaxattn import attention, data, errors, models, tasks
 from jaxattn.data import pipeline
 from jaxattn.train import checkpoint, metrics, optim, sharding
 from jaxattn.train.state import TrainState
@@ -215,7 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         logging.info(
             "model '%s' with attention '%s': %s parameters",
             config.model.name,
-            config.model.attention.kind,
+            attention.resolve_kind(config.model.attention.kind),
             f"{params_count:,}",
         )
 
@@ -358,7 +358,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         },
         "test_majority_class_rate": majority,
         "num_train_steps": num_steps,
-        "attention": config.model.attention.kind,
+        "attention": attention.resolve_kind(config.model.attention.kind),
         "dataset": f"{config.data.name}/{config.data.builder_config}",
         "num_parameters": params_count,
         "wall_time_s": round(time.time() - start_time, 1),

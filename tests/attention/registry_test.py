@@ -122,3 +122,20 @@ def test_unsupported_need_names_kind_flag_and_alternatives():
         get_attention_fn(_cfg("nystrom"), is_causal=True)
     message = str(raised.value)
     assert "'nystrom'" in message and "is_causal" in message and "softmax" in message
+
+
+def test_exact_alias_binds_the_platform_default_exact_kind():
+    from jaxattn import attention
+
+    assert attention.resolve_kind("exact", "cpu") == "softmax_chunked"
+    assert attention.resolve_kind("exact", "gpu") == "softmax_xla"
+    assert attention.resolve_kind("nystrom", "cpu") == "nystrom"  # other kinds pass through
+    for kind in attention.DEFAULT_EXACT.values():
+        assert kind in REGISTRY and REGISTRY[kind].supports("is_causal")
+    bound = get_attention_fn(
+        {"kind": "exact", "softmax_chunked": {"block_q": 8}}, is_causal=True, segment_ids=True
+    )
+    assert bound.kind == attention.resolve_kind("exact")  # this test runs on the CPU backend
+    q = jax.random.normal(jax.random.PRNGKey(0), (1, 20, 2, 8))
+    ref = REGISTRY["softmax"].fn(q, q, q, is_causal=True)
+    np.testing.assert_allclose(bound(q, q, q, is_causal=True), ref, atol=1e-5)
