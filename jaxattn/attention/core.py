@@ -99,8 +99,9 @@ class BoundAttention:
     spec: AttentionSpec
     hparams: tuple[tuple[str, Any], ...] = ()
 
-    def __call__(self, query: jax.Array, key: jax.Array, value: jax.Array, **kwargs) -> jax.Array:
-        return self.spec.fn(query, key, value, **dict(self.hparams), **kwargs)
+    def __call__(self, *inputs: jax.Array, **kwargs) -> jax.Array:
+        """(query, key, value) for an attention kind, (x,) for a token mixer."""
+        return self.spec.fn(*inputs, **dict(self.hparams), **kwargs)
 
     def param_specs(
         self, *, num_heads: int, num_kv_heads: int, head_dim: int, kv_length: int

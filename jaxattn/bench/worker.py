@@ -238,10 +238,17 @@ def measure(case: cases.Case) -> dict[str, Any]:
         else:
             _measure_jax(case, arrays, result)
     except Exception as e:  # recorded, not dropped: the table shows what failed and why
+        from jaxattn import errors
+
         text = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-        oom = "RESOURCE_EXHAUSTED" in text or isinstance(e, MemoryError)
-        result.update(status="oom" if oom else "error", reason=text)
-        if not oom:
+        if isinstance(e, errors.UnsupportedFeatureError):  # raised when traced (hparam-dependent)
+            status = "unsupported"
+        elif "RESOURCE_EXHAUSTED" in text or isinstance(e, MemoryError):
+            status = "oom"
+        else:
+            status = "error"
+        result.update(status=status, reason=text)
+        if status == "error":
             result["traceback"] = traceback.format_exc()[-2000:]
     result["rss_peak_bytes"] = max(_rss_peak(), result.get("rss_baseline_bytes", 0))
     return result

@@ -59,6 +59,20 @@ def test_unsupported_mask_is_recorded_with_the_kind_and_flag():
     assert "nystrom" in r["reason"] and "is_causal" in r["reason"]
 
 
+def test_unsupported_at_trace_time_is_unsupported_not_error():
+    # bigbird's random blocks have no causal form; the kind raises only when traced.
+    r = worker.measure(
+        cases.Case("block_sparse", **TINY, mask="causal", hparams='{"block_size": 8}')
+    )
+    assert r["status"] == "unsupported" and "bigbird" in r["reason"]
+
+
+def test_token_mixers_are_measured():
+    r = worker.measure(cases.Case("fnet", **TINY))
+    assert r["status"] == "ok", r.get("reason")
+    assert r["forward_backward_s"] > 0
+
+
 def test_xla_memory_estimate_over_the_limit_is_oom_without_running():
     r = worker.measure(cases.Case("softmax", **TINY, memory_limit_bytes=1))
     assert r["status"] == "oom" and "not run" in r["reason"]
