@@ -11,7 +11,7 @@ import numpy as np
 
 
 class TokenEmbedding(nn.Module):
-    """Token ids [B, T] -> [B, T, D]; N(0, 1) initialisation as in LRA (no scaling)."""
+    """Token ids [B, T] -> [B, T, D]; N(0, init_stddev) initialisation (LRA: 1.0), no scaling."""
 
     vocab_size: int
     emb_dim: int
@@ -65,7 +65,7 @@ POSITION_KINDS = (*ABSOLUTE_TABLES, "none")
 class PositionalEmbedding(nn.Module):
     """Adds absolute positions to [B, T, D]; `positions` [B, T] (packing) defaults to 0..T-1.
 
-    kind: 'learned' (N(0, 0.02) table of max_length rows), 'sinusoidal' (fixed), or 'none'
+    kind: 'learned' (N(0, init_stddev) table of max_length rows), 'sinusoidal' (fixed), or 'none'
     (no absolute positions, e.g. when a relative scheme in attention carries them; see posenc.py).
     """
 

@@ -54,6 +54,8 @@ class EncoderClassifier(nn.Module):
     relative_max_distance: int = 128
     relative_num_buckets: int = 32
     rope_base: float = 10_000.0
+    token_init_stddev: float = 1.0  # LRA-code's N(0, 1); Nyströmformer's code uses 0.02
+    position_init_stddev: float = 0.02  # learned positions
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     padding_id: int = 0
@@ -64,7 +66,11 @@ class EncoderClassifier(nn.Module):
     def __call__(self, tokens: jax.Array, *, deterministic: bool = True) -> tuple[jax.Array, dict]:
         mask = tokens != self.padding_id  # [B, T]
         x = embeddings.TokenEmbedding(
-            self.vocab_size, self.emb_dim, dtype=self.dtype, name="embed"
+            self.vocab_size,
+            self.emb_dim,
+            init_stddev=self.token_init_stddev,
+            dtype=self.dtype,
+            name="embed",
         )(tokens)
         if self.pooling == "cls":
             cls = self.param(
@@ -76,9 +82,12 @@ class EncoderClassifier(nn.Module):
                 [jnp.broadcast_to(cls, (x.shape[0], 1, self.emb_dim)).astype(x.dtype), x], axis=1
             )
             mask = jnp.concatenate([mask[:, :1], mask], axis=1)
-        x = embeddings.PositionalEmbedding(self.positional, self.max_length + 1, name="positions")(
-            x
-        )
+        x = embeddings.PositionalEmbedding(
+            self.positional,
+            self.max_length + 1,
+            init_stddev=self.position_init_stddev,
+            name="positions",
+        )(x)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
         x = transformer.Transformer(
             attention=self.attention,
