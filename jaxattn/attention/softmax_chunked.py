@@ -57,8 +57,8 @@ def softmax_chunked_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
-    block_q: int = 256,
-    block_k: int = 512,
+    block_q: int = 512,
+    block_k: int = 256,
 ) -> jax.Array:
     """Exact softmax(Q Kᵀ · scale + bias + mask) V, computed block by block in O(T) memory.
 

@@ -40,7 +40,7 @@ CASES = {
     "cross_long_keys_all_masks": Case(
         T=9, S=21, K=2, kv_mask=True, segments=True, bias_shape=(2, 4, 9, 21), block_k=4
     ),
-    "one_block_defaults": Case(block_q=256, block_k=512, is_causal=True, kv_mask=True),
+    "one_block_defaults": Case(block_q=512, block_k=256, is_causal=True, kv_mask=True),
 }
 
 
