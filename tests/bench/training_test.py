@@ -20,6 +20,22 @@ def test_command_sets_windows_and_a_single_final_evaluation():
     assert "--config.train.max_eval_batches=1" in cmd
 
 
+def test_command_gives_full_configs_a_valid_schedule():
+    # The full configs warm up for 1000 steps; the benchmark's short run must still be valid.
+    from configs import lra_nystrom
+    from jaxattn.train import optim
+
+    cmd = training.command("configs/lra_nystrom.py", _args(), "/tmp/w")
+    config = lra_nystrom.get_config()
+    for flag in cmd:
+        if flag.startswith("--config.optim.") or flag.startswith("--config.train.num_train"):
+            path, value = flag[len("--config.") :].split("=")
+            section, name = path.split(".")
+            config[section][name] = int(value)
+    schedule = optim.make_schedule(config.optim, config.train.num_train_steps)
+    assert float(schedule(0)) > 0
+
+
 def test_summary_drops_the_compile_window_and_derives_tokens(tmp_path):
     (tmp_path / "config.json").write_text(
         json.dumps(
