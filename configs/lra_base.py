@@ -87,7 +87,7 @@ def get_lra_config(
             "positional": "learned",  # absolute: learned | sinusoidal | none
             # N(0, 0.02) for tokens and positions as in Nys-code model.py; LRA-code: tokens N(0, 1).
             # With tokens at N(0, 1) the 0.02 positions are drowned out and the model stays at the
-            # majority class on ListOps (measured: see WORKSPACE.md, "ListOps runs").
+            # majority class on ListOps (measured: WORKSPACE.md, "ListOps: what the numbers mean").
             "token_init_stddev": 0.02,
             "position_init_stddev": 0.02,
             "relative": "none",  # in attention: none | rope | alibi | t5 | shaw | huang
