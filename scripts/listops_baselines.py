@@ -95,7 +95,8 @@ def fit_and_score(
 
 def _examples(source, limit: int | None) -> list[tuple[list[int], int]]:
     n = len(source) if limit is None else min(limit, len(source))
-    return [(list(map(int, source[i]["tokens"])), int(source[i]["label"])) for i in range(n)]
+    records = (source[i] for i in range(n))  # one read per record
+    return [(list(map(int, r["tokens"])), int(r["label"])) for r in records]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxattn import errors
 from jaxattn.bench import cases
 
 
@@ -238,8 +239,6 @@ def measure(case: cases.Case) -> dict[str, Any]:
         else:
             _measure_jax(case, arrays, result)
     except Exception as e:  # recorded, not dropped: the table shows what failed and why
-        from jaxattn import errors
-
         text = f"{type(e).__name__}: {e}".splitlines()[0][:300]
         if isinstance(e, errors.UnsupportedFeatureError):  # raised when traced (hparam-dependent)
             status = "unsupported"
