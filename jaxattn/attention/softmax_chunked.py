@@ -19,6 +19,12 @@ G = N // K query heads that share a key/value head are stacked on the row axis, 
 is [Z, R, H] with Z = B·K and R = G·BQ, a key/value block is [Z, C, H], and each block product is
 one batched matmul 'ZRH,ZCH->ZRC' without repeating K/V for GQA. Einsum letters: Z = B·K,
 R = G·BQ (rows of a query block), C = BK (columns of a key block), plus the house letters.
+
+The backward works on transposed blocks (keys on rows, [Z, C, R]) and keeps dQ transposed
+([Z, H, R] per block): then every one of its five matmuls contracts the last axis of its left
+operand, the form XLA:CPU hands to its fast (YNNPACK) kernels; a left operand contracted on
+another axis falls back to a generic dot that ran at ~60% of the speed in a micro-benchmark.
+Causal T=8192 fwd+bwd: 2.59 s against 3.31 s for the untransposed backward in one run.
 """
 
 from __future__ import annotations
@@ -230,18 +236,25 @@ def _logits(
     i: jax.Array,
     j: jax.Array,
     causal_mask: bool,
+    transposed: bool = False,
 ) -> jax.Array:
     """Biased, masked float32 logits of block (i, j) [Z, R, C] (q_i comes scaled).
 
     causal_mask=False skips the causal comparison: the caller knows the block lies entirely on
     or below the diagonal. Masked logits are MASK_VALUE, so exp(s - m) underflows to 0 once the
     row has seen a real key; rows with no real key at all are repaired by the callers.
+    transposed=True returns the same logits as [Z, C, R] (keys on rows), computed as K Qᵀ: the
+    backward's layout, in which its matmuls need no transposed operand.
     """
     K, G, BQ, C = cfg.num_kv_heads, cfg.group, cfg.block_q, cfg.block_k
-    s = jnp.einsum("ZRH,ZCH->ZRC", q_i, k_j, preferred_element_type=jnp.float32)
-    Z, R, _ = s.shape
+    Z = q_i.shape[0]
     B = Z // K
-    s = s.reshape(B, K, G, BQ, C)
+    if transposed:
+        s = jnp.einsum("ZCH,ZRH->ZCR", k_j, q_i, preferred_element_type=jnp.float32)
+        s = s.reshape(B, K, C, G, BQ).transpose(0, 1, 3, 4, 2)  # a view: [B, K, G, BQ, C]
+    else:
+        s = jnp.einsum("ZRH,ZCH->ZRC", q_i, k_j, preferred_element_type=jnp.float32)
+        s = s.reshape(B, K, G, BQ, C)
     if bias is not None:
         start, sizes = _bias_window(bias, cfg, i, j)
         block = jax.lax.dynamic_slice(bias, start, sizes)  # [b, n, BQ|1, C|1]
@@ -266,7 +279,9 @@ def _logits(
     if keep is not None:
         keep = jnp.broadcast_to(keep[:, None, None], (B, K, G, BQ, C))
         s = jnp.where(keep, s, core.MASK_VALUE)
-    return s.reshape(Z, R, C)
+    if transposed:
+        return s.transpose(0, 1, 4, 2, 3).reshape(Z, C, G * BQ)
+    return s.reshape(Z, G * BQ, C)
 
 
 def _add_bias_grad(
@@ -355,28 +370,31 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
     delta = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # [nQ, Z, R]
 
     def key_block(carry, xs):
-        dq, dbias = carry
+        dq, dbias = carry  # dq: [nQ, Z, H, R]
         j, k_j, v_j = xs  # [Z, C, H]
+        # [Z, H, C] once per key block, in float32: XLA:CPU 0.10 has no bf16 x bf16 -> f32
+        # kernel for this dot at every shape (DotThunk "Unsupported element type").
+        kt_j = k_j.swapaxes(1, 2).astype(jnp.float32)
 
         def query_block(i, acc, causal_mask):
             dk, dv, dq, dbias = acc
             q_i, g_i = q[i], d_out[i]  # [Z, R, H]
-            s = _logits(cfg, q_i, k_j, bias, masks, i, j, causal_mask)  # [Z, R, C]
-            p = jnp.exp(s - lse[i][..., None])  # masked: exactly 0 (lse is real or +inf)
+            # Keys on rows ([Z, C, R]): dV and dK are then plain matmuls, and only dQ contracts
+            # over the row axis (XLA:CPU runs a transposed-operand matmul at ~60% speed).
+            s_t = _logits(cfg, q_i, k_j, bias, masks, i, j, causal_mask, transposed=True)
+            p_t = jnp.exp(s_t - lse[i][:, None, :])  # masked: exactly 0 (lse is real or +inf)
             dv = dv + jnp.einsum(
-                "ZRC,ZRH->ZCH", p.astype(g_i.dtype), g_i, preferred_element_type=jnp.float32
+                "ZCR,ZRH->ZCH", p_t.astype(g_i.dtype), g_i, preferred_element_type=jnp.float32
             )
-            dp = jnp.einsum("ZRH,ZCH->ZRC", g_i, v_j, preferred_element_type=jnp.float32)
-            ds = p * (dp - delta[i][..., None])  # d logits, [Z, R, C]
-            dq_i = jnp.einsum(
-                "ZRC,ZCH->ZRH", ds.astype(k_j.dtype), k_j, preferred_element_type=jnp.float32
-            )
+            dp_t = jnp.einsum("ZCH,ZRH->ZCR", v_j, g_i, preferred_element_type=jnp.float32)
+            ds_t = p_t * (dp_t - delta[i][:, None, :])  # d logits, [Z, C, R]
+            dq_i = jnp.einsum("ZHC,ZCR->ZHR", kt_j, ds_t)  # transposed too: [Z, H, R]
             dq = dq.at[i].add(dq_i)
             dk = dk + jnp.einsum(
-                "ZRC,ZRH->ZCH", ds.astype(q_i.dtype), q_i, preferred_element_type=jnp.float32
+                "ZCR,ZRH->ZCH", ds_t.astype(q_i.dtype), q_i, preferred_element_type=jnp.float32
             )
             if dbias is not None:
-                dbias = _add_bias_grad(dbias, ds, cfg, i, j)
+                dbias = _add_bias_grad(dbias, ds_t.transpose(0, 2, 1), cfg, i, j)
             return dk, dv, dq, dbias
 
         zeros = jnp.zeros(k_j.shape, jnp.float32)
@@ -393,12 +411,12 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
         return (dq, dbias), (dk.astype(k.dtype), dv.astype(v.dtype))
 
     init = (
-        jnp.zeros(q.shape, jnp.float32),
+        jnp.zeros(q.shape, jnp.float32).swapaxes(2, 3),
         None if bias is None else jnp.zeros(bias.shape, jnp.float32),
     )
     steps = jnp.arange(k.shape[0])
     (dq, dbias), (dk, dv) = jax.lax.scan(key_block, init, (steps, k, v))
-    return dq.astype(q.dtype), dk, dv, dbias, None  # masks get no cotangent
+    return dq.swapaxes(2, 3).astype(q.dtype), dk, dv, dbias, None  # masks get no cotangent
 
 
 _attend.defvjp(_attend_fwd, _attend_bwd)
