@@ -1,0 +1,264 @@
+"""The shared battery's cases: the hyper-parameters each kind runs with, where each kind
+equals softmax (EXACT_LIMIT), and the helpers both battery modules use.
+
+The battery is battery_test.py (shapes, exact limit, padding, causality, packing) and
+battery_contract_test.py (GQA, cross-attention, gradients, jit/vmap, sharding, refused
+features, declared parameters). Kinds added to the registry are picked up automatically. A new
+kind must add an entry to EXACT_LIMIT (its hyper-parameters at which it equals softmax); the
+limit test fails, rather than skips, for a kind without one. BATTERY_HPARAMS optionally turns on
+a kind's non-default paths (for example Nyström's convolution residual) for the other checks.
+Tensors a kind declares through `AttentionSpec.params` are created from
+`BoundAttention.param_specs` with a fixed rng.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxattn.attention import REGISTRY, core, get_attention_fn, linear, reformer, routing
+
+KINDS = sorted(REGISTRY)
+ATTENTION_KINDS = [kind for kind in KINDS if REGISTRY[kind].family == "attention"]
+
+# Hyper-parameters for every check except the exact limit: small enough for the test shapes and
+# switching on optional paths. A kind missing here runs with its defaults.
+BATTERY_HPARAMS: dict[str, dict[str, Any]] = {
+    "nystrom": {"num_landmarks": 8, "conv_kernel_size": 5},
+    # Several blocks that do not divide T = 16: exercises padding, merging and causal skipping.
+    "softmax_chunked": {"block_q": 6, "block_k": 5},
+    # Dense mode (the non-default path; random mode is in synthesizer_test.py); 4 blocks of 4.
+    "synthesizer": {"mode": "dense"},
+    "sinkhorn": {"block_size": 4},
+    # Asymmetric band (left 6, right 3): tiles of 3 that do not divide T = 16, 2 + 1 neighbours.
+    "local": {"mode": "sliding", "window_size": 6, "window_right": 3},
+    # A causal-capable layout with both paths: a full (global) row and gathered window rows;
+    # blocks of 3 do not divide T = 16. BigBird (random blocks) is in block_sparse_test.py.
+    "block_sparse": {
+        "layout": "longformer",
+        "block_size": 3,
+        "num_window_blocks": 3,
+        "num_global_blocks": 1,
+    },
+    # 2 rounds of 4 buckets, chunks of 4 (4 chunks of T = 16): several chunks and duplicate counts.
+    "reformer": {"num_hashes": 2, "num_buckets": 4, "chunk_size": 4},
+    # 3 clusters; window >= T, so no member is dropped: dropping ranks a full cluster's members by
+    # score, which under is_causal can depend on later tokens (routing.py). It is checked in
+    # routing_test.py.
+    "routing": {"num_clusters": 3, "window": 16, "ema_decay": 0.9},
+    # k = 8 < S = 16 (a real compression), separate E and F, one per kv head.
+    "linformer": {"num_projections": 8},
+    # Chunks of 4: the causal / packed scan carries its state across several chunks.
+    "performer": {"num_features": 16, "chunk_size": 4},
+    "linear": {"chunk_size": 4},
+}
+
+# Inputs a kind never reads: their gradient must be exactly zero (instead of non-zero).
+UNUSED_INPUTS: dict[str, str] = {
+    "synthesizer": "k",  # synthesized logits never read the keys
+    "reformer": "k",  # shared QK: the keys are the normalised queries
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """Hyper-parameters (given T and S) at which a kind equals softmax, and the tolerances."""
+
+    hparams: Callable[[int, int], dict[str, Any]]
+    atol_f32: float
+    atol_bf16: float
+    # Optional: declared tensors set from the float32 (q, k, v) instead of their initialisers.
+    tensors: Callable[[jax.Array, jax.Array, jax.Array], dict[str, jax.Array]] | None = None
+    # Optional: the dense attention the kind equals at `hparams`, called like a kind, when that is
+    # not plain softmax (shared-QK LSH, softmax on normalised q and k). Default: softmax.
+    reference: Callable[..., jax.Array] | None = None
+    # Optional: q and k are multiplied by this in the limit checks, for kinds that approach the
+    # reference only for moderate logits (random-feature estimators, whose variance grows like
+    # exp(‖q + k‖²·scale)).
+    input_scale: float = 1.0
+
+    def expected(self, q, k, v, masks) -> jax.Array:
+        return run(self.reference or bind("softmax", {}), q, k, v, masks, {})
+
+    def params(self, fn: core.BoundAttention, q, k, v) -> dict[str, jax.Array]:
+        N, K, H, S = q.shape[2], k.shape[2], q.shape[3], k.shape[1]
+        params = declared_params(fn, N=N, K=K, H=H, S=S)
+        return params if self.tensors is None else {**params, **self.tensors(q, k, v)}
+
+
+EXACT_LIMIT: dict[str, Limit] = {
+    "softmax": Limit(lambda T, S: {}, atol_f32=1e-6, atol_bf16=2e-2),
+    # The same math through jax.nn.dot_product_attention (XLA on CPU).
+    "softmax_xla": Limit(lambda T, S: {}, atol_f32=1e-6, atol_bf16=2e-2),
+    # m = S: every landmark is one token and F·pinv(A)·B = A·A⁺·A = A; what remains is the
+    # float32 pinv of an ill-conditioned A. Measured here: 1.8e-5 (self), 5.3e-5 (cross), bf16
+    # 1.3e-2 (the same as bf16 softmax). In cross-attention this needs T >= S (no empty query
+    # landmark, so A is invertible).
+    "nystrom": Limit(
+        lambda T, S: {"num_landmarks": S, "pinv_iterations": 40}, atol_f32=2e-4, atol_bf16=3e-2
+    ),
+    # Exact at any block size; blocks 5 x 3 do not divide T or S. Measured here: 4.8e-7 (self),
+    # 3.0e-7 (cross, T=24, S=16); bf16 8.6e-3 (bf16 softmax: 1.3e-2).
+    "softmax_chunked": Limit(
+        lambda T, S: {"block_q": 5, "block_k": 3}, atol_f32=2e-6, atol_bf16=2e-2
+    ),
+    # Random mode with R = q·kᵀ·scale per example is softmax. Measured here: 0 (self), 4.8e-7
+    # (cross, T=24, S=16; max_query_length = T); bf16 1.3e-2 (the same as bf16 softmax).
+    "synthesizer": Limit(
+        lambda T, S: {"mode": "random", "max_query_length": T},
+        atol_f32=2e-6,
+        atol_bf16=2e-2,
+        tensors=lambda q, k, v: {
+            "random_logits": jnp.einsum("BTNH,BSNH->BNTS", q, k) * q.shape[-1] ** -0.5
+        },
+    ),
+    # One block covers the sequence (block_size >= S): P = [[1]], ψ(K) = K, and a softmax over
+    # [K; K] equals one over K. Measured here: 2.4e-7; bf16 1.3e-2. Self-attention only.
+    "sinkhorn": Limit(lambda T, S: {"block_size": S}, atol_f32=1e-6, atol_bf16=2e-2),
+    # A window covering the sequence is softmax (block mode with block_size >= T is checked in
+    # local_test.py). Measured here: 2.4e-7 (causal: 0); bf16 1.3e-2 (bf16 softmax: 1.3e-2).
+    "local": Limit(
+        lambda T, S: {"mode": "sliding", "window_size": T}, atol_f32=1e-6, atol_bf16=2e-2
+    ),
+    # The all-ones layout (blocks of 5 do not divide T = 16) is softmax. Measured here: 4.2e-7
+    # (causal: 6e-8); bf16 1.3e-2 (bf16 softmax: 1.3e-2).
+    "block_sparse": Limit(
+        lambda T, S: {"layout": "full", "block_size": 5}, atol_f32=1e-6, atol_bf16=2e-2
+    ),
+    # One bucket, one chunk: shared-QK softmax (keys = normalised queries, own position lowered
+    # by 1e5). Measured here: 2.4e-7 (causal 4.8e-7; 3 rounds the same); bf16 4.1e-3 (causal
+    # 8.7e-3; bf16 softmax: 1.3e-2). Self-attention only.
+    "reformer": Limit(
+        lambda T, S: {"num_buckets": 1, "chunk_size": T},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        reference=reformer.shared_qk_softmax_attention,
+    ),
+    # One cluster that keeps every member: softmax on RMS-normalised q and k. Measured here:
+    # 2.4e-7 (causal 2.4e-7, cross T=24, S=16: 3.6e-7); bf16 6.8e-3 (causal 1.0e-2).
+    "routing": Limit(
+        lambda T, S: {"num_clusters": 1, "window": max(T, S)},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        reference=routing.normalized_softmax_attention,
+    ),
+    # k = S with E = F = I: the projection is the identity and projected keys that no real key
+    # reaches (pads) are masked. Measured here: 0 (self and cross); bf16 1.3e-2 (= bf16 softmax).
+    "linformer": Limit(
+        lambda T, S: {"num_projections": S},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        tensors=lambda q, k, v: {
+            name: jnp.broadcast_to(jnp.eye(k.shape[1]), (k.shape[2], k.shape[1], k.shape[1]))
+            for name in ("proj_key", "proj_value")
+        },
+    ),
+    # Not exact: FAVOR+ is an unbiased Monte-Carlo estimate of the softmax kernel whose relative
+    # error per entry is about sqrt(exp(‖x + y‖²)/r), so it needs moderate logits: q and k are
+    # halved (softmax then still differs from a plain average of v by 0.41). Measured here with
+    # the battery's fixed rng: 1.0e-2 (self), 1.8e-2 (cross); bf16 1.3e-2. With 4096 features:
+    # 3.6e-2, 16384: 1.8e-2; with unit-scale q, k even 65536 features leave errors of 0.5-0.7.
+    "performer": Limit(
+        lambda T, S: {"num_features": 65536},
+        atol_f32=2.5e-2,
+        atol_bf16=2.5e-2,
+        input_scale=0.5,
+    ),
+    # Linear attention has no softmax limit: it equals the explicit T×S normalised elu+1 kernel
+    # attention. Measured here: 1.8e-7 (self), 2.4e-7 (cross); bf16 2.5e-3.
+    "linear": Limit(
+        lambda T, S: {},
+        atol_f32=1e-6,
+        atol_bf16=1e-2,
+        reference=linear.quadratic_linear_attention,
+    ),
+}
+
+
+def kinds_with(capability: str) -> list[str]:
+    return [kind for kind in ATTENTION_KINDS if getattr(REGISTRY[kind], capability)]
+
+
+def bind(kind: str, hparams: dict[str, Any] | None = None) -> core.BoundAttention:
+    hparams = BATTERY_HPARAMS.get(kind, {}) if hparams is None else hparams
+    return get_attention_fn({"kind": kind, kind: hparams})
+
+
+def declared_params(
+    fn: core.BoundAttention, *, N: int, K: int, H: int, S: int
+) -> dict[str, jax.Array]:
+    """The declared tensors and state, created with a fixed rng (as the Flax layer would, in
+    float32), plus a fixed `rng` for kinds that declare needs_rng."""
+    specs = declared_specs(fn, N=N, K=K, H=H, S=S)
+    rngs = jax.random.split(jax.random.key(1234), len(specs) + 1)
+    params = {
+        name: spec.init(rng, spec.shape, jnp.float32)
+        for rng, (name, spec) in zip(rngs[1:], sorted(specs.items()), strict=True)
+    }
+    if fn.spec.needs_rng:
+        params["rng"] = rngs[0]
+    return params
+
+
+def qkv(B: int, T: int, S: int, N: int, K: int, H: int, *, dtype=jnp.float32, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(B, T, N, H))
+    k = rng.normal(size=(B, S, K, H))
+    v = rng.normal(size=(B, S, K, H))
+    return tuple(jnp.asarray(x, dtype) for x in (q, k, v))
+
+
+def padding_mask(B: int, S: int) -> jax.Array:
+    """Example 0 unpadded, the others padded to different lengths (at least 1 real key)."""
+    lengths = np.maximum(S - 3 * np.arange(B) - (np.arange(B) > 0) * 2, 1)
+    return jnp.asarray(np.arange(S)[None, :] < lengths[:, None])
+
+
+def mask_kwargs(kind: str, kv_mask: jax.Array) -> dict[str, jax.Array]:
+    return {"kv_mask": kv_mask} if REGISTRY[kind].padding else {}
+
+
+def real_rows(x: jax.Array, kv_mask: jax.Array) -> jax.Array:
+    """Zeroes padded query rows of a [B, T, ...] self-attention output (they may hold anything)."""
+    x = jnp.asarray(x, jnp.float32)
+    return jnp.where(kv_mask.reshape(kv_mask.shape + (1,) * (x.ndim - 2)), x, 0.0)
+
+
+def assert_close(actual, expected, atol: float, what: str = "") -> None:
+    actual, expected = np.asarray(actual, np.float32), np.asarray(expected, np.float32)
+    err = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
+    assert err <= atol, f"{what}: max abs error {err:.3g} > {atol:.3g}"
+
+
+def declared_specs(fn: core.BoundAttention, *, N: int, K: int, H: int, S: int):
+    """What the layer creates and passes in by name: parameters and non-gradient state."""
+    shapes = dict(num_heads=N, num_kv_heads=K, head_dim=H, kv_length=S)
+    return {**fn.param_specs(**shapes), **fn.state_specs(**shapes)}
+
+
+def output(fn: Callable[..., Any], out: Any) -> jax.Array:
+    """A kind with declared state returns (out, new_state); the checks look at out."""
+    stateful = isinstance(fn, core.BoundAttention) and fn.spec.state is not None
+    return out[0] if stateful else out
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "is_causal"))
+def run(fn: core.BoundAttention, q, k, v, masks, params, is_causal: bool = False) -> jax.Array:
+    """fn under jit; fn is static (hashable), so tests with equal shapes share one compilation."""
+    out = fn(q, k, v, **({"is_causal": True} if is_causal else {}), **masks, **params)
+    return output(fn, out)
+
+
+def small_shape(kind: str) -> tuple[int, int, int, int, int]:
+    """(B, T, N, K, H) for most checks; K < N where the kind declares GQA."""
+    return 2, 16, 4, 2 if REGISTRY[kind].gqa else 4, 8
+
+
+# Families checked elsewhere: 'mixer' kinds (x -> y) by tests/attention/mixer_battery_test.py.
+COVERED_ELSEWHERE = ("mixer",)
