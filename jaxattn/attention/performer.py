@@ -132,13 +132,33 @@ def orthogonal_random_features(rng: jax.Array, num_features: int, head_dim: int)
     blocks_rng, norms_rng = jax.random.split(rng)
     num_blocks = -(-num_features // head_dim)
     gaussian = jax.random.normal(blocks_rng, (num_blocks, head_dim, head_dim), jnp.float32)
-    q, r = jnp.linalg.qr(gaussian)  # [blocks, H, H]
-    q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]  # Haar: diag(R) > 0
+    q = orthonormalize_columns(gaussian)  # [blocks, H, H]
     rows = jnp.swapaxes(q, -1, -2).reshape(num_blocks * head_dim, head_dim)[:num_features]
     norms = jnp.linalg.norm(
         jax.random.normal(norms_rng, (num_features, head_dim), jnp.float32), axis=-1
     )  # [R]
     return rows * norms[:, None]
+
+
+def orthonormalize_columns(a: jax.Array) -> jax.Array:
+    """The Q of a = QR with diag(R) > 0, for a batch [b, H, H] of full-rank matrices (Haar
+    distributed when a is Gaussian), by Gram-Schmidt with one re-orthogonalisation pass.
+
+    Written in jnp rather than `jnp.linalg.qr`: on jaxlib 0.10's CPU backend the batched LAPACK
+    QR splits its batch over the intra-op thread pool and waits for it; two such QRs running at
+    once (two layers' features in one step) took both threads of a 2-core machine and deadlocked
+    (seen in the Performer eval step: every thread idle, one in BlockingCounter::Wait). O(b·H³).
+    """
+    H = a.shape[-1]
+
+    def column(j, q):  # columns j.. of q are still zero, so q qᵀ projects on columns < j only
+        v = jax.lax.dynamic_index_in_dim(a, j, axis=2, keepdims=False)  # [b, H]
+        for _ in range(2):
+            v = v - jnp.einsum("bij,bj->bi", q, jnp.einsum("bij,bi->bj", q, v))
+        v = v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+        return jax.lax.dynamic_update_index_in_dim(q, v, j, axis=2)
+
+    return jax.lax.fori_loop(0, H, column, jnp.zeros_like(a))
 
 
 def softmax_kernel_features(

@@ -33,6 +33,19 @@ def test_random_features_are_blockwise_orthogonal_with_chi_norms():
     assert not np.allclose(w, performer.orthogonal_random_features(jax.random.key(1), 20, H))
 
 
+def test_orthonormalize_columns_is_the_positive_diagonal_qr():
+    """Our Gram-Schmidt Q (used instead of the LAPACK QR, which deadlocked on 2 cores) equals
+    NumPy's float64 QR with the signs fixed so that diag(R) > 0."""
+    a = np.random.default_rng(11).normal(size=(5, 16, 16))
+    q = np.asarray(performer.orthonormalize_columns(jnp.asarray(a, jnp.float32)), np.float64)
+    ref_q, ref_r = np.linalg.qr(a)
+    ref_q = ref_q * np.sign(np.diagonal(ref_r, axis1=-2, axis2=-1))[:, None, :]
+    np.testing.assert_allclose(q, ref_q, atol=2e-5)
+    np.testing.assert_allclose(
+        np.swapaxes(q, 1, 2) @ q, np.broadcast_to(np.eye(16), q.shape), atol=2e-6
+    )
+
+
 def test_softmax_features_estimate_the_softmax_kernel():
     """E[φ(x)·φ(y)] = exp(x·y) (scale 1): the mean over many features is within Monte-Carlo
     error of the kernel (measured 2.7% at worst with this rng and 16384 features)."""
