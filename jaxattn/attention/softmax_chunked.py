@@ -251,7 +251,7 @@ def _logits(
     B = Z // K
     if transposed:
         s = jnp.einsum("ZCH,ZRH->ZCR", k_j, q_i, preferred_element_type=jnp.float32)
-        s = s.reshape(B, K, C, G, BQ).transpose(0, 1, 3, 4, 2)  # a view: [B, K, G, BQ, C]
+        s = s.reshape(B, K, C, G, BQ).transpose(0, 1, 3, 4, 2)  # fused: [B, K, G, BQ, C]
     else:
         s = jnp.einsum("ZRH,ZCH->ZRC", q_i, k_j, preferred_element_type=jnp.float32)
         s = s.reshape(B, K, G, BQ, C)
@@ -379,8 +379,8 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
         def query_block(i, acc, causal_mask):
             dk, dv, dq, dbias = acc
             q_i, g_i = q[i], d_out[i]  # [Z, R, H]
-            # Keys on rows ([Z, C, R]): dV and dK are then plain matmuls, and only dQ contracts
-            # over the row axis (XLA:CPU runs a transposed-operand matmul at ~60% speed).
+            # Keys on rows ([Z, C, R]) and dQ as [Z, H, R]: every matmul contracts the last axis
+            # of its left operand, XLA:CPU's fast form (module docstring).
             s_t = _logits(cfg, q_i, k_j, bias, masks, i, j, causal_mask, transposed=True)
             p_t = jnp.exp(s_t - lse[i][:, None, :])  # masked: exactly 0 (lse is real or +inf)
             dv = dv + jnp.einsum(
