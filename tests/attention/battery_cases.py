@@ -206,6 +206,15 @@ def declared_params(
     return params
 
 
+def small_inputs(kind: str, seed: int):
+    """(fn, params, q, k, v, kv_mask) for a self-attention check at small_shape(kind)."""
+    B, T, N, K, H = small_shape(kind)
+    fn = bind(kind)
+    params = declared_params(fn, N=N, K=K, H=H, S=T)
+    q, k, v = qkv(B, T, T, N, K, H, seed=seed)
+    return fn, params, q, k, v, padding_mask(B, T)
+
+
 def qkv(B: int, T: int, S: int, N: int, K: int, H: int, *, dtype=jnp.float32, seed: int = 0):
     rng = np.random.default_rng(seed)
     q = rng.normal(size=(B, T, N, H))

@@ -76,11 +76,8 @@ def test_cross_attention(kind):
 @pytest.mark.parametrize("kind", cases.ATTENTION_KINDS)
 def test_gradients_finite(kind):
     """Gradients w.r.t. q, k, v are finite, and zero at padded positions (they cannot matter)."""
-    B, T, N, K, H = cases.small_shape(kind)
-    fn = cases.bind(kind)
-    params = cases.declared_params(fn, N=N, K=K, H=H, S=T)
-    q, k, v = cases.qkv(B, T, T, N, K, H, seed=8)
-    kv_mask = cases.padding_mask(B, T)
+    fn, params, q, k, v, kv_mask = cases.small_inputs(kind, seed=8)
+    B, T, N, H = q.shape
     masks = cases.mask_kwargs(kind, kv_mask)
     cotangent = jnp.asarray(np.random.default_rng(9).normal(size=(B, T, N, H)), jnp.float32)
     row_weight = kv_mask[:, :, None, None] if masks else jnp.ones((B, T, 1, 1), bool)

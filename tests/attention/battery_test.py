@@ -72,11 +72,7 @@ def _garbage_in_padding(x: jax.Array, kv_mask: jax.Array, seed: int) -> jax.Arra
 @pytest.mark.parametrize("kind", cases.kinds_with("padding"))
 def test_padding_invariance(kind):
     """Random garbage in the padded positions of q, k and v never changes real query rows."""
-    B, T, N, K, H = cases.small_shape(kind)
-    fn = cases.bind(kind)
-    params = cases.declared_params(fn, N=N, K=K, H=H, S=T)
-    q, k, v = cases.qkv(B, T, T, N, K, H, seed=2)
-    kv_mask = cases.padding_mask(B, T)
+    fn, params, q, k, v, kv_mask = cases.small_inputs(kind, seed=2)
     out = cases.run(fn, q, k, v, {"kv_mask": kv_mask}, params)
     dirty = (_garbage_in_padding(x, kv_mask, seed) for seed, x in enumerate((q, k, v)))
     out2 = cases.run(fn, *dirty, {"kv_mask": kv_mask}, params)
@@ -90,11 +86,8 @@ def test_padding_invariance(kind):
 def test_example_without_real_keys_stays_finite(kind):
     """An example whose keys are all padding (a fully masked row everywhere) gives finite
     outputs and gradients, and leaves the other examples' outputs unchanged."""
-    B, T, N, K, H = cases.small_shape(kind)
-    fn = cases.bind(kind)
-    params = cases.declared_params(fn, N=N, K=K, H=H, S=T)
-    q, k, v = cases.qkv(B, T, T, N, K, H, seed=9)
-    kv_mask = cases.padding_mask(B, T)
+    fn, params, q, k, v, kv_mask = cases.small_inputs(kind, seed=9)
+    B = q.shape[0]
     empty = kv_mask.at[1].set(False)  # example 1: no real key at all
 
     def loss(q, k, v):

@@ -21,6 +21,7 @@ import pytest
 
 from jaxattn import errors
 from jaxattn.attention import REGISTRY, core, get_attention_fn
+from tests.attention import battery_cases as cases
 
 MIXER_KINDS = sorted(kind for kind, spec in REGISTRY.items() if spec.family == "mixer")
 COMMON_ARGS = ["x", "is_causal", "kv_mask", "q_segment_ids", "kv_segment_ids", "bias"]
@@ -62,17 +63,8 @@ def _bind(kind: str, hparams: dict[str, Any] | None = None) -> core.BoundAttenti
 
 
 def _params(fn: core.BoundAttention, *, T: int, D: int) -> dict[str, jax.Array]:
-    """Declared tensors and state (as TokenMixer makes them) and the rng, with fixed seeds."""
-    shapes = dict(num_heads=1, num_kv_heads=1, head_dim=D, kv_length=T)
-    specs = {**fn.param_specs(**shapes), **fn.state_specs(**shapes)}
-    rngs = jax.random.split(jax.random.key(4321), len(specs) + 1)
-    params = {
-        name: spec.init(rng, spec.shape, jnp.float32)
-        for rng, (name, spec) in zip(rngs[1:], sorted(specs.items()), strict=True)
-    }
-    if fn.spec.needs_rng:
-        params["rng"] = rngs[0]
-    return params
+    """Declared tensors and state as TokenMixer makes them (one head of width D), and the rng."""
+    return cases.declared_params(fn, N=1, K=1, H=D, S=T)
 
 
 def _x(B: int, T: int, D: int, *, dtype=jnp.float32, seed: int = 0) -> jax.Array:
