@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jaxattn import cpu_runtime
 from jaxattn.bench import cases, report
 
 
@@ -111,6 +112,8 @@ def _machine() -> dict[str, Any]:
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "torch": torch_version,
+        # Workers run with the training CLI's CPU settings (jaxattn/cpu_runtime.py).
+        "worker_runtime": cpu_runtime.describe(cpu_runtime.default_env(os.environ)),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
@@ -118,7 +121,7 @@ def _machine() -> dict[str, Any]:
 def run_case(case: cases.Case, timeout: float) -> dict[str, Any]:
     """Runs one case in a fresh worker process; timeouts and crashes become results."""
     cmd = [sys.executable, "-m", "jaxattn.bench.worker", case.to_json()]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(cpu_runtime.default_env(os.environ), TF_CPP_MIN_LOG_LEVEL="3")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
