@@ -112,7 +112,8 @@ def markdown(doc: dict[str, Any]) -> str:
     m = doc.get("machine", {})
     out.append(
         f"Machine: {m.get('cpu_count')} CPUs, jax {m.get('jax')}, torch {m.get('torch') or 'absent'}"
-        f"; {m.get('date', '')}; worker settings {m.get('worker_runtime', 'not recorded')}. Cells: forward+backward median time, and in brackets the speed "
+        f"; {m.get('date', '')}; worker settings {m.get('worker_runtime', 'not recorded')}. "
+        "Cells: forward+backward median time, and in brackets the speed "
         "relative to torch SDPA and jax.nn.dot_product_attention measured in the same run "
         "(> 1 = faster). ref:matmul row: the machine's matmul ceiling."
     )
