@@ -120,6 +120,13 @@ def test_ratios_are_reference_time_over_target_time():
 def test_scaling_reports_the_worst_doubling():
     results = [_fake("linear", t, s) for t, s in ((4096, 1.0), (8192, 2.1), (16384, 4.0))]
     assert report.scaling(results) == {("linear", "none", "float32"): pytest.approx(2.1)}
+    md = report.markdown({"machine": {}, "results": results})
+    assert "4096→8192: 2.10, 8192→16384: 1.90 | 2.10 |" in md
+
+
+def test_markdown_has_no_scaling_table_below_two_long_lengths():
+    results = [_fake("linear", t, s) for t, s in ((1024, 1.0), (2048, 2.1), (4096, 4.0))]
+    assert "## Scaling" not in report.markdown({"machine": {}, "results": results})
 
 
 def test_cli_writes_json_and_markdown(tmp_path):
