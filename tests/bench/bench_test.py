@@ -79,6 +79,19 @@ def test_xla_memory_estimate_over_the_limit_is_oom_without_running():
     assert "forward_s" not in r
 
 
+def test_matmul_ceiling_is_the_fastest_call(monkeypatch):
+    seen = {}
+
+    def fake_times(call, repeats):
+        seen["repeats"] = repeats
+        return [3.0, 1.0, 2.0]
+
+    monkeypatch.setattr(worker, "_times", fake_times)
+    r = worker.measure(cases.Case("ref:matmul", **TINY))
+    assert r["status"] == "ok" and r["forward_s"] == 1.0
+    assert seen["repeats"] >= worker.MATMUL_REPEATS
+
+
 def _fake(target, T, fb, fwd=None, mask="none", **extra):
     case = dict(cases.Case(target, T, mask=mask).__dict__)
     return {
