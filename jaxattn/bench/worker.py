@@ -66,18 +66,28 @@ def _median_time(call: Callable[[], Any], repeats: int) -> float:
 
 # ----------------------------------------------------------------------------- jax targets
 def _jax_target(case: cases.Case, arrays: dict[str, np.ndarray]):
-    """(fn(q, k, v) -> out [B,T,N,H], None) or (None, reason) when the kind cannot run it."""
+    """(fn(q, k, v, aux) -> out [B,T,N,H], aux, None), or (None, None, reason) when the kind
+    cannot run it. aux holds every array the call needs besides q, k, v (masks, parameters, rng):
+    it is passed to the jitted function as an argument, as a model passes them, because arrays a
+    jitted function closes over become HLO constants that XLA constant-folds (a 512 MiB Linformer
+    projection at T=65536; the backward's scatters), which distorts compile time, memory and
+    speed."""
     import jax
     import jax.numpy as jnp
 
+    is_causal = case.mask == "causal"  # static: a Python bool, not an array
     if case.target == "ref:jax_dpa":
-        kwargs: dict[str, Any] = {"is_causal": case.mask == "causal"}
+        aux: dict[str, Any] = {}
         if case.mask == "padding":
             lengths = arrays["kv_mask"].sum(axis=1).astype(np.int32)
-            kwargs["key_value_seq_lengths"] = jnp.asarray(lengths)
+            aux["key_value_seq_lengths"] = jnp.asarray(lengths)
         elif case.mask == "packed":
-            kwargs["mask"] = jnp.asarray(cases.keep_mask(case, arrays))[:, None]
-        return (lambda q, k, v: jax.nn.dot_product_attention(q, k, v, **kwargs)), None
+            aux["mask"] = jnp.asarray(cases.keep_mask(case, arrays))[:, None]
+
+        def dpa(q, k, v, aux):
+            return jax.nn.dot_product_attention(q, k, v, is_causal=is_causal, **aux)
+
+        return dpa, aux, None
 
     from jaxattn import attention, errors
 
@@ -89,10 +99,8 @@ def _jax_target(case: cases.Case, arrays: dict[str, np.ndarray]):
         hparams = json.loads(case.hparams) if case.hparams else {}
         fn = attention.get_attention_fn({"kind": kind, kind: hparams}, **needs)
     except errors.UnsupportedFeatureError as e:
-        return None, str(e)
+        return None, None, str(e)
     masks: dict[str, Any] = {}
-    if case.mask == "causal":
-        masks["is_causal"] = True
     if case.mask == "padding":
         masks["kv_mask"] = jnp.asarray(arrays["kv_mask"])
     if case.mask == "packed":
@@ -110,20 +118,23 @@ def _jax_target(case: cases.Case, arrays: dict[str, np.ndarray]):
     if spec.needs_rng:
         extra["rng"] = rngs[0]
     stateful = spec.state is not None
+    flags = {"is_causal": True} if is_causal else {}
+    aux = {"masks": masks, "extra": extra}
 
     if spec.family == "mixer":  # x -> y over [B, T, D]: the query stands in for x
         B, T = case.batch, case.seq_len
 
-        def run(q, k, v):
-            return fn(q.reshape(B, T, N * H), **masks, **extra).reshape(q.shape)
+        def mix(q, k, v, aux):
+            x = q.reshape(B, T, N * H)
+            return fn(x, **flags, **aux["masks"], **aux["extra"]).reshape(q.shape)
 
-        return run, None
+        return mix, aux, None
 
-    def run(q, k, v):
-        out = fn(q, k, v, **masks, **extra)
+    def run(q, k, v, aux):
+        out = fn(q, k, v, **flags, **aux["masks"], **aux["extra"])
         return out[0] if stateful else out
 
-    return run, None
+    return run, aux, None
 
 
 def _measure_jax(case: cases.Case, arrays: dict[str, np.ndarray], result: dict[str, Any]) -> None:
@@ -144,26 +155,26 @@ def _measure_jax(case: cases.Case, arrays: dict[str, np.ndarray], result: dict[s
         result["matmul_flops"] = 2.0 * n**3
         return
 
-    fn, reason = _jax_target(case, arrays)
+    fn, aux, reason = _jax_target(case, arrays)
     if fn is None:
         result.update(status="unsupported", reason=reason)
         return
     q, k, v, ct = (jnp.asarray(arrays[n], dtype) for n in ("q", "k", "v", "cotangent"))
     result["rss_baseline_bytes"] = _rss_now()
 
-    def loss(q, k, v):
-        return jnp.sum(fn(q, k, v).astype(jnp.float32) * ct.astype(jnp.float32))
+    def loss(q, k, v, aux, ct):  # ct is an argument too: no constant cotangent to fold
+        return jnp.sum(fn(q, k, v, aux).astype(jnp.float32) * ct.astype(jnp.float32))
 
     fwd = jax.jit(fn)
     fwd_bwd = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
 
     t0 = time.perf_counter()
-    fwd_c = fwd.lower(q, k, v).compile()
+    fwd_c = fwd.lower(q, k, v, aux).compile()
     result["forward_compile_s"] = time.perf_counter() - t0
     fb_c = None
     if case.backward:
         t0 = time.perf_counter()
-        fb_c = fwd_bwd.lower(q, k, v).compile()
+        fb_c = fwd_bwd.lower(q, k, v, aux, ct).compile()
         result["forward_backward_compile_s"] = time.perf_counter() - t0
     analysed = fb_c or fwd_c
     memory = analysed.memory_analysis()
@@ -182,11 +193,13 @@ def _measure_jax(case: cases.Case, arrays: dict[str, np.ndarray], result: dict[s
     if cost and cost.get("flops"):
         result["xla_flops"] = float(cost["flops"])
 
-    out = fwd_c(q, k, v)
-    result["forward_s"] = _median_time(lambda: fwd_c(q, k, v).block_until_ready(), case.repeats)
+    out = fwd_c(q, k, v, aux)
+    result["forward_s"] = _median_time(
+        lambda: fwd_c(q, k, v, aux).block_until_ready(), case.repeats
+    )
     if fb_c is not None:
         result["forward_backward_s"] = _median_time(
-            lambda: jax.block_until_ready(fb_c(q, k, v)), case.repeats
+            lambda: jax.block_until_ready(fb_c(q, k, v, aux, ct)), case.repeats
         )
     if _wants_error(case):
         ref = cases.reference_float64(case, arrays)

@@ -47,6 +47,23 @@ def test_exact_targets_match_the_float64_reference(target, mask):
     assert r["xla_temp_bytes"] >= 0
 
 
+@pytest.mark.parametrize("mask", ["none", "padding"])
+def test_parameters_and_masks_are_arguments_not_constants(mask):
+    # Closed-over arrays become HLO constants that XLA folds: the timing would not be a model's.
+    import jax
+
+    case = cases.Case("linformer", **TINY, mask=mask)
+    arrays = cases.inputs(case)
+    fn, aux, reason = worker._jax_target(case, arrays)
+    assert reason is None and "proj_key" in aux["extra"]
+    assert ("kv_mask" in aux["masks"]) == (mask == "padding")
+    q, k, v = (arrays[n] for n in ("q", "k", "v"))
+    hlo = jax.jit(fn).lower(q, k, v, aux).as_text()
+    proj = "x".join(str(d) for d in aux["extra"]["proj_key"].shape)
+    assert f"tensor<{proj}xf32>" in hlo  # the projection is there, as an argument...
+    assert not any("constant" in line and f"tensor<{proj}x" in line for line in hlo.splitlines())
+
+
 def test_approximation_error_is_reported_not_hidden():
     r = worker.measure(cases.Case("local", **TINY, hparams=json.dumps({"window_size": 4})))
     assert r["status"] == "ok"
