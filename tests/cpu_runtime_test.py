@@ -40,4 +40,16 @@ def test_tcmalloc_is_preloaded_once_in_front_of_existing_preloads():
 def test_without_tcmalloc_the_preload_is_untouched(monkeypatch):
     monkeypatch.setattr(cpu_runtime, "TCMALLOC_GLOB", "/nonexistent/libtcmalloc*.so")
     assert "LD_PRELOAD" not in cpu_runtime.default_env({})
-    assert cpu_runtime.describe({"XLA_FLAGS": "x"}) == {"LD_PRELOAD": None, "XLA_FLAGS": "x"}
+    assert cpu_runtime.RELEASE_RATE not in cpu_runtime.default_env({})
+    assert cpu_runtime.describe({"XLA_FLAGS": "x"}) == {
+        "LD_PRELOAD": None,
+        cpu_runtime.RELEASE_RATE: None,
+        "XLA_FLAGS": "x",
+    }
+
+
+@pytest.mark.skipif(not HAS_TCMALLOC, reason="libtcmalloc-minimal4 is not installed")
+def test_tcmalloc_keeps_freed_pages_unless_the_user_chose_a_rate():
+    assert cpu_runtime.default_env({})[cpu_runtime.RELEASE_RATE] == "0"
+    chosen = cpu_runtime.default_env({cpu_runtime.RELEASE_RATE: "1"})
+    assert chosen[cpu_runtime.RELEASE_RATE] == "1"
