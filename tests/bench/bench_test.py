@@ -151,7 +151,7 @@ def test_scaling_reports_the_worst_doubling():
     results = [_fake("linear", t, s) for t, s in ((4096, 1.0), (8192, 2.1), (16384, 4.0))]
     assert report.scaling(results) == {("linear", "none", "float32"): pytest.approx(2.1)}
     md = report.markdown({"machine": {}, "results": results})
-    assert "4096→8192: 2.10, 8192→16384: 1.90 | 2.10 |" in md
+    assert "4096→8192: 2.10, 8192→16384: 1.90 | 2.10 | 2.00 |" in md  # (4.0 / 1.0) ** (1 / 2)
 
 
 def test_markdown_has_no_scaling_table_below_two_long_lengths():
