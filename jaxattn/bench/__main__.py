@@ -9,7 +9,9 @@ rewrites results.json after every case, so an interrupted run keeps what it meas
 
 A case that runs past --timeout or would need more than --memory-limit-gb is recorded as
 timeout / OOM; longer sequences of the same target, mask and dtype are then recorded as skipped
-rather than tried.
+rather than tried. With --passes=N the grid runs N times in the same order, so the targets of
+one shape are measured close together in every pass, and each case keeps the pass with the
+lowest time (`pass_times` lists every pass); a case that failed in the first pass is not retried.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jaxattn import cpu_runtime
+from jaxattn import cpu_runtime, errors
 from jaxattn.bench import cases, report
 
 
@@ -59,6 +61,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help='JSON hyper-parameters per kind, e.g. \'{"softmax_chunked": {"block_q": 512}}\'',
     )
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="run the whole grid this many times; each case keeps its fastest pass (a burst of "
+        "load from another tenant then costs one pass, not the result)",
+    )
     p.add_argument("--no-backward", action="store_true", help="forward only")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per case")
     p.add_argument(
@@ -84,7 +93,7 @@ def _seq_lens(text: str) -> list[int]:
 
 
 def _targets(args: argparse.Namespace) -> list[str]:
-    from jaxattn import attention, errors
+    from jaxattn import attention
 
     kinds = list(attention.REGISTRY) if args.kinds == "all" else args.kinds.split(",")
     for kind in kinds:
@@ -142,6 +151,25 @@ def run_case(case: cases.Case, timeout: float) -> dict[str, Any]:
     }
 
 
+def _time(r: dict[str, Any]) -> float | None:
+    return r.get("forward_backward_s") or r.get("forward_s")
+
+
+def _keep_fastest(kept: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """The faster of two passes of one case (an ok result beats a failed one), with
+    `pass_times`: the time of every ok pass so far, in pass order."""
+    if kept is None:
+        if new["status"] == "ok":
+            new["pass_times"] = [_time(new)]
+        return new
+    if new["status"] != "ok":
+        return kept
+    times = [*kept.get("pass_times", []), _time(new)]
+    winner = new if _time(new) < _time(kept) else kept
+    winner["pass_times"] = times
+    return winner
+
+
 def _summary(r: dict[str, Any]) -> str:
     if r["status"] != "ok":
         return f"{r['status']}: {r.get('reason', '')[:120]}"
@@ -177,12 +205,22 @@ def main(argv: list[str] | None = None) -> int:
         if not (target == "ref:matmul" and mask != "none")  # one ceiling per shape and dtype
         for T in _seq_lens(args.seq_lens)
     ]
+    if args.passes < 1:
+        raise errors.ConfigError(f"--passes must be >= 1; got {args.passes}")
     doc = {"schema": 1, "machine": _machine(), "settings": vars(args), "results": []}
     failed_at: dict[tuple, int] = {}
+    best: dict[int, dict[str, Any]] = {}  # grid index -> the kept result
     start = time.perf_counter()
-    for i, case in enumerate(grid, 1):
+    total = len(grid) * args.passes
+    for done, (pass_index, index) in enumerate(
+        ((p, i) for p in range(args.passes) for i in range(len(grid))), 1
+    ):
+        case = grid[index]
         series = (case.target, case.mask, case.dtype)
-        if series in failed_at:
+        kept = best.get(index)
+        if kept is not None and kept["status"] != "ok":
+            continue  # failed in the first pass: not retried
+        if series in failed_at and kept is None:
             r = {
                 "case": dataclasses.asdict(case),
                 "status": "skipped",
@@ -190,15 +228,17 @@ def main(argv: list[str] | None = None) -> int:
             }
         else:
             r = run_case(case, args.timeout)
-            if r["status"] in ("oom", "timeout"):
+            if r["status"] in ("oom", "timeout") and kept is None:
                 failed_at[series] = case.seq_len
-        doc["results"].append(r)
+        best[index] = _keep_fastest(kept, r)
+        doc["results"] = [best[i] for i in sorted(best)]
         report.derive(doc["results"])
         (out / "results.json").write_text(json.dumps(doc, indent=1))
         elapsed = time.perf_counter() - start
-        eta = elapsed / i * (len(grid) - i)
+        eta = elapsed / done * (total - done)
+        tag = f" pass {pass_index + 1}/{args.passes}" if args.passes > 1 else ""
         print(
-            f"[{i}/{len(grid)} {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min] "
+            f"[{done}/{total}{tag} {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min] "
             f"{case.label}: {_summary(r)}",
             file=sys.stderr,
             flush=True,

@@ -2,7 +2,8 @@
 
 JSON schema (`results.json`): {"schema": 1, "machine": {...}, "settings": {...},
 "results": [worker result, ...]} where each worker result is described in `worker`'s docstring
-and gains, here, the derived fields:
+(with --passes > 1 the kept result also has pass_times: the forward+backward time, or forward
+time, of every ok pass) and gains, here, the derived fields:
   speed_vs_torch, speed_vs_jax: reference time / this time for forward+backward (> 1 = faster
     than the reference), from the reference measured in the same run at the same shape, dtype
     and mask; forward_speed_vs_torch, forward_speed_vs_jax likewise for the forward alone.

@@ -210,3 +210,36 @@ def test_reference_float64_is_softmax():
     p = np.exp(logits - logits.max(-1, keepdims=True))
     expected = (p / p.sum(-1, keepdims=True)) @ v
     np.testing.assert_allclose(cases.reference_float64(case, a)[0, :, 0], expected, rtol=1e-12)
+
+
+def test_passes_keep_the_fastest_result_of_each_case(tmp_path):
+    out = tmp_path / "bench"
+    argv = [
+        "--kinds=softmax,nystrom",
+        "--references=",
+        "--seq-lens=32",
+        "--heads=2",
+        "--head-dim=8",
+        "--masks=causal",
+        "--repeats=1",
+        "--passes=2",
+        f"--out={out}",
+    ]
+    assert cli.main(argv) == 0
+    got = {
+        r["case"]["target"]: r for r in json.loads((out / "results.json").read_text())["results"]
+    }
+    assert len(got) == 2
+    ok = got["softmax"]
+    assert len(ok["pass_times"]) == 2 and ok["forward_backward_s"] == min(ok["pass_times"])
+    assert got["nystrom"]["status"] == "unsupported" and "pass_times" not in got["nystrom"]
+
+
+def test_keep_fastest_prefers_ok_and_faster_results():
+    slow, fast = _fake("softmax", 64, 2.0), _fake("softmax", 64, 1.0)
+    kept = cli._keep_fastest(None, slow)
+    assert kept["pass_times"] == [2.0]
+    kept = cli._keep_fastest(kept, {"case": slow["case"], "status": "timeout"})
+    assert kept["forward_backward_s"] == 2.0
+    kept = cli._keep_fastest(kept, fast)
+    assert kept["forward_backward_s"] == 1.0 and kept["pass_times"] == [2.0, 1.0]
