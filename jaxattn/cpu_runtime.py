@@ -11,8 +11,9 @@ at T=32768: 608 MiB of page faults per call, median 2.42 s; with the rate 0, non
 the fastest call, 1.61 s, the same either way). Peak RSS is the high-water mark either way.
 The settings act only when they are in the environment as the process starts:
 `reexec_with_defaults` restarts the current process once with them (the training CLI),
-`default_env` gives them to child processes (the benchmark's workers). tcmalloc is used when Debian's libtcmalloc-minimal4 is installed. Set
-JAXATTN_CPU_DEFAULTS=0 to keep the defaults. GPU/TPU runs are unaffected.
+`default_env` gives them to child processes (the benchmark's workers). tcmalloc is used when
+Debian's libtcmalloc-minimal4 is installed. Set JAXATTN_CPU_DEFAULTS=0 to keep the defaults.
+GPU/TPU runs are unaffected.
 """
 
 from __future__ import annotations
