@@ -173,8 +173,7 @@ def _keep_fastest(kept: dict[str, Any] | None, new: dict[str, Any]) -> dict[str,
 def _summary(r: dict[str, Any]) -> str:
     if r["status"] != "ok":
         return f"{r['status']}: {r.get('reason', '')[:120]}"
-    t = r.get("forward_backward_s") or r.get("forward_s")
-    return f"ok {t * 1e3:.1f} ms" + (" (fwd+bwd)" if r.get("forward_backward_s") else "")
+    return f"ok {_time(r) * 1e3:.1f} ms" + (" (fwd+bwd)" if r.get("forward_backward_s") else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = best.get(index)
         if kept is not None and kept["status"] != "ok":
             continue  # failed in the first pass: not retried
-        if series in failed_at and kept is None:
+        if series in failed_at and kept is None:  # a shorter T failed in this first pass
             r = {
                 "case": dataclasses.asdict(case),
                 "status": "skipped",
