@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +42,30 @@ CASES = {
         T=9, S=21, K=2, kv_mask=True, segments=True, bias_shape=(2, 4, 9, 21), block_k=4
     ),
     "one_block_defaults": Case(block_q=512, block_k=256, is_causal=True, kv_mask=True),
+    # Causal with block_q a multiple of block_k: the diagonal blocks skip their invisible rows.
+    "split_diagonal_causal": Case(is_causal=True, block_q=8, block_k=4),
+    "split_diagonal_gqa_segments_bias": Case(
+        K=2, is_causal=True, segments=True, bias_shape=(2, 4, 16, 16), block_q=6, block_k=2
+    ),
+    "split_diagonal_padding_bias_broadcast": Case(
+        T=13, S=13, kv_mask=True, is_causal=True, bias_shape=(1, 4, 1, 13), block_q=4, block_k=2
+    ),
+    "split_diagonal_cross_short_keys": Case(
+        T=20, S=12, kv_mask=True, is_causal=True, bias_shape=(20, 12), block_q=6, block_k=3
+    ),
+    "split_diagonal_cross_keys_past_the_queries": Case(
+        T=8, S=40, is_causal=True, block_q=4, block_k=2
+    ),
+    "split_diagonal_cross_long_keys_mqa": Case(
+        T=9,
+        S=21,
+        K=1,
+        is_causal=True,
+        segments=True,
+        bias_shape=(2, 1, 9, 21),
+        block_q=4,
+        block_k=2,
+    ),
 }
 
 
@@ -146,39 +171,66 @@ def _causal_inputs():
     return q, k, v
 
 
-def _chunked_causal(q, k, v):
-    return softmax_chunked.softmax_chunked_attention(q, k, v, is_causal=True, block_q=6, block_k=4)
+def _chunked_causal(q, k, v, block_q=6, block_k=4):
+    return softmax_chunked.softmax_chunked_attention(
+        q, k, v, is_causal=True, block_q=block_q, block_k=block_k
+    )
 
 
-def test_causal_forward_never_touches_key_blocks_above_the_diagonal():
-    """NaN keys/values from position 8 on: query block 0 (rows 0-5) only sees key blocks 0 and 1
-    (keys 0-7). A computed-then-masked block would still give NaN (0 · NaN in P V)."""
+# (block_q, block_k, first poisoned key, last poisoned key + 1, rows that must stay clean)
+POISON = {
+    # Query block 0 (rows 0-5) only sees key blocks 0 and 1 (keys 0-7).
+    "blocks_above_diagonal": (6, 4, 8, 24, 6),
+    # Split diagonal: key block 1 (keys 4-7) is computed for rows 4-7 of query block 0 only.
+    "split_diagonal_rows": (8, 4, 4, 8, 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POISON))
+def test_causal_forward_never_touches_invisible_key_blocks(name):
+    """NaN keys/values at the poisoned positions: the clean rows never compute with them. A
+    computed-then-masked block would still give NaN (0 · NaN in P V)."""
+    block_q, block_k, lo, hi, clean = POISON[name]
     q, k, v = _causal_inputs()
-    poison = (jnp.arange(24) >= 8)[None, :, None, None]
+    poison = ((jnp.arange(24) >= lo) & (jnp.arange(24) < hi))[None, :, None, None]
     k_nan, v_nan = jnp.where(poison, jnp.nan, k), jnp.where(poison, jnp.nan, v)
-    out = jax.jit(_chunked_causal)(q, k_nan, v_nan)
+    out = jax.jit(functools.partial(_chunked_causal, block_q=block_q, block_k=block_k))(
+        q, k_nan, v_nan
+    )
     expected = softmax.softmax_attention(q, k, v, is_causal=True)
-    assert bool(jnp.all(jnp.isfinite(out[:, :6])))
-    np.testing.assert_allclose(out[:, :6], expected[:, :6], rtol=0, atol=FWD_ATOL)
-    assert not bool(jnp.all(jnp.isfinite(out[:, 6:])))  # rows that do see the poison
+    assert bool(jnp.all(jnp.isfinite(out[:, :clean])))
+    np.testing.assert_allclose(out[:, :clean], expected[:, :clean], rtol=0, atol=FWD_ATOL)
+    assert not bool(jnp.all(jnp.isfinite(out[:, clean:])))  # rows that do see the poison
 
 
-def test_causal_backward_never_touches_query_blocks_above_the_diagonal():
-    """NaN queries in block 0 (rows 0-5), loss on rows >= 6: keys from 8 on (key blocks 2+) are
-    seen by query blocks 1+ only, so their gradients stay finite and exact."""
+# (block_q, block_k, poisoned query rows, keys whose gradients must stay clean)
+BACKWARD_POISON = {
+    # Keys from 8 on (key blocks 2+) are seen by query blocks 1+ (rows 6+) only.
+    "blocks_above_diagonal": (6, 4, 6, 8),
+    # Split diagonal: key block 1 (keys 4-7) meets rows 4-7 of query block 0, not rows 0-3.
+    "split_diagonal_rows": (8, 4, 4, 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BACKWARD_POISON))
+def test_causal_backward_never_touches_invisible_query_rows(name):
+    """NaN queries in the poisoned rows, loss on the other rows: the gradients of the keys those
+    rows cannot see stay finite and exact."""
+    block_q, block_k, rows, keys = BACKWARD_POISON[name]
     q, k, v = _causal_inputs()
-    q_nan = jnp.where((jnp.arange(24) < 6)[None, :, None, None], jnp.nan, q)
-    cotangent = jnp.where((jnp.arange(24) >= 6)[None, :, None, None], 1.0, 0.0) * jnp.cos(q)
+    q_nan = jnp.where((jnp.arange(24) < rows)[None, :, None, None], jnp.nan, q)
+    cotangent = jnp.where((jnp.arange(24) >= rows)[None, :, None, None], 1.0, 0.0) * jnp.cos(q)
+    chunked = functools.partial(_chunked_causal, block_q=block_q, block_k=block_k)
 
     def grads(fn, q):
         loss = lambda q, k, v: jnp.sum(jnp.where(cotangent != 0, fn(q, k, v) * cotangent, 0.0))
         return jax.jit(jax.grad(loss, argnums=(1, 2)))(q, k, v)
 
-    dk, dv = grads(_chunked_causal, q_nan)
+    dk, dv = grads(chunked, q_nan)
     dk_ref, dv_ref = grads(lambda q, k, v: softmax.softmax_attention(q, k, v, is_causal=True), q)
-    assert bool(jnp.all(jnp.isfinite(dk[:, 8:]))) and bool(jnp.all(jnp.isfinite(dv[:, 8:])))
-    np.testing.assert_allclose(dk[:, 8:], dk_ref[:, 8:], rtol=0, atol=GRAD_ATOL)
-    np.testing.assert_allclose(dv[:, 8:], dv_ref[:, 8:], rtol=0, atol=GRAD_ATOL)
+    assert bool(jnp.all(jnp.isfinite(dk[:, keys:]))) and bool(jnp.all(jnp.isfinite(dv[:, keys:])))
+    np.testing.assert_allclose(dk[:, keys:], dk_ref[:, keys:], rtol=0, atol=GRAD_ATOL)
+    np.testing.assert_allclose(dv[:, keys:], dv_ref[:, keys:], rtol=0, atol=GRAD_ATOL)
 
 
 @pytest.mark.parametrize("is_causal", [False, True], ids=["bidirectional", "causal"])
