@@ -28,8 +28,9 @@ Causal T=8192 fwd+bwd: 2.59 s against 3.31 s for the untransposed backward in on
 
 Causal with BQ = m·BK (m >= 2; the default 512/256): query block i's diagonal key blocks are
 m·i + u, u < m, and rows t < u·BK of the query block see none of block m·i + u, so those rows
-are not computed (`_diagonal_rows`): a static Python loop over u in the forward, a `lax.switch`
-on j mod m in the backward (where j is traced). Keys are padded to at least the padded query
+are not computed (`blocking.diagonal_rows`): a static Python loop over u in the forward, a
+`lax.switch` on j mod m in the backward (where j is traced). The block layout, the padding
+helpers and the causal block ranges live in `blocking`. Keys are padded to at least the padded query
 length so every diagonal block exists. At T=2048 (B1 N8 H64, fp32, 2 cores) this cut causal
 fwd+bwd from 118-120 ms to 108-112 ms (fastest of 15 calls, three interleaved process pairs);
 T=4096: 425 to 412-413 ms.
@@ -38,27 +39,16 @@ T=4096: 425 to 412-413 ms.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxattn.attention import core
+from jaxattn.attention import blocking, core
+from jaxattn.attention.blocking import Blocking
 
 KIND = "softmax_chunked"
 
 Masks = dict[str, jax.Array]  # 'kv_keep' [nK, B, C] bool; 'q_ids' [nQ, B, BQ]; 'kv_ids' [nK, B, C]
-
-
-class _Blocking(NamedTuple):
-    """Static facts the block loops need (hashable: the custom_vjp's non-differentiable arg)."""
-
-    is_causal: bool
-    block_q: int  # BQ
-    block_k: int  # C
-    num_kv_heads: int  # K
-    group: int  # G = N // K
-    split_diagonal: bool = False  # causal with BQ = m·BK, m >= 2 (see _diagonal_rows)
 
 
 def softmax_chunked_attention(
@@ -127,95 +117,30 @@ def softmax_chunked_attention(
     split = is_causal and BQ > BK and BQ % BK == 0
     if split:  # every query block i has its m = BQ/BK diagonal key blocks m·i + u (masked)
         Sp = max(Sp, Tp)
-    cfg = _Blocking(is_causal, BQ, BK, K, N // K, split)
+    cfg = Blocking(is_causal, BQ, BK, K, N // K, split)
 
     # The scale goes into the queries once (O(T·H)), not into every block of logits (O(T·S)).
     scaled = (query.astype(jnp.float32) * core.default_scale(scale, H)).astype(query.dtype)
-    q = _query_blocks(_pad_axis(scaled, 1, Tp), cfg)  # [nQ, Z, R, H]
-    k = _key_blocks(_pad_axis(key, 1, Sp), BK)  # [nK, Z, C, H]
-    v = _key_blocks(_pad_axis(value, 1, Sp), BK)  # [nK, Z, C, H]
+    pad = blocking.pad_axis
+    q = blocking.query_blocks(pad(scaled, 1, Tp), cfg)  # [nQ, Z, R, H]
+    k = blocking.key_blocks(pad(key, 1, Sp), BK)  # [nK, Z, C, H]
+    v = blocking.key_blocks(pad(value, 1, Sp), BK)  # [nK, Z, C, H]
 
     masks: Masks = {}
     if kv_mask is not None or Sp > S:
         kv_keep = jnp.ones((B, S), bool) if kv_mask is None else kv_mask.astype(bool)
-        masks["kv_keep"] = _mask_blocks(_pad_axis(kv_keep, 1, Sp), BK)  # padded keys: False
+        masks["kv_keep"] = blocking.mask_blocks(pad(kv_keep, 1, Sp), BK)  # padded keys: False
     if q_segment_ids is not None:
-        masks["q_ids"] = _mask_blocks(_pad_axis(q_segment_ids, 1, Tp), BQ)  # [nQ, B, BQ]
-        masks["kv_ids"] = _mask_blocks(_pad_axis(kv_segment_ids, 1, Sp), BK)  # [nK, B, C]
+        masks["q_ids"] = blocking.mask_blocks(pad(q_segment_ids, 1, Tp), BQ)  # [nQ, B, BQ]
+        masks["kv_ids"] = blocking.mask_blocks(pad(kv_segment_ids, 1, Sp), BK)  # [nK, B, C]
     if bias is not None:
         bias = _pad_bias(jnp.asarray(bias, jnp.float32), (B, N, T, S), Tp, Sp)  # [b, n, t, s]
 
     out = _attend(cfg, q, k, v, bias, masks)  # [nQ, Z, R, H]
-    return _unblock_queries(out, cfg, B)[:, :T].astype(value.dtype)
+    return blocking.unblock_queries(out, cfg, B)[:, :T].astype(value.dtype)
 
 
-# ----------------------------------------------------------------------------- layout helpers
-
-
-def _pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (0, size - x.shape[axis])
-    return jnp.pad(x, pad)
-
-
-def _query_blocks(query: jax.Array, cfg: _Blocking) -> jax.Array:
-    """[B, Tp, N, H] -> [nQ, Z, R, H]: row r = g·BQ + t of a block is head k·G + g, position t."""
-    B, Tp, _, H = query.shape
-    K, G, BQ = cfg.num_kv_heads, cfg.group, cfg.block_q
-    q = query.reshape(B, Tp // BQ, BQ, K, G, H)
-    q = q.transpose(1, 0, 3, 4, 2, 5)  # [nQ, B, K, G, BQ, H]
-    return q.reshape(Tp // BQ, B * K, G * BQ, H)
-
-
-def _unblock_queries(out: jax.Array, cfg: _Blocking, B: int) -> jax.Array:
-    """The inverse of _query_blocks: [nQ, Z, R, H] -> [B, Tp, N, H]."""
-    nQ, _, _, H = out.shape
-    K, G, BQ = cfg.num_kv_heads, cfg.group, cfg.block_q
-    out = out.reshape(nQ, B, K, G, BQ, H).transpose(1, 0, 4, 2, 3, 5)  # [B, nQ, BQ, K, G, H]
-    return out.reshape(B, nQ * BQ, K * G, H)
-
-
-def _key_blocks(x: jax.Array, BK: int) -> jax.Array:
-    """[B, Sp, K, H] -> [nK, Z, C, H]."""
-    B, Sp, K, H = x.shape
-    x = x.reshape(B, Sp // BK, BK, K, H).transpose(1, 0, 3, 2, 4)  # [nK, B, K, C, H]
-    return x.reshape(Sp // BK, B * K, BK, H)
-
-
-def _mask_blocks(x: jax.Array, block: int) -> jax.Array:
-    """[B, L] -> [L // block, B, block]."""
-    B, L = x.shape
-    return x.reshape(B, L // block, block).transpose(1, 0, 2)
-
-
-def _rows(x: jax.Array, cfg: _Blocking, start: int, axis: int = 1) -> jax.Array:
-    """Rows t >= start of every head group of a query block: [..., G·BQ, ...] on `axis` ->
-    [..., G·(BQ - start), ...] (row g·BQ + t of a block is head group g, position t)."""
-    if start == 0:
-        return x
-    G, BQ = cfg.group, cfg.block_q
-    x = x.reshape(*x.shape[:axis], G, BQ, *x.shape[axis + 1 :])
-    x = jax.lax.slice_in_dim(x, start, BQ, axis=axis + 1)
-    return x.reshape(*x.shape[:axis], G * (BQ - start), *x.shape[axis + 2 :])
-
-
-def _set_rows(x: jax.Array, cfg: _Blocking, start: int, rows: jax.Array, axis: int = 1):
-    """x with rows t >= start of every head group replaced by `rows` (the inverse of _rows)."""
-    if start == 0:
-        return rows
-    G, BQ = cfg.group, cfg.block_q
-    grouped = x.reshape(*x.shape[:axis], G, BQ, *x.shape[axis + 1 :])
-    head = jax.lax.slice_in_dim(grouped, 0, start, axis=axis + 1)
-    rows = rows.reshape(*rows.shape[:axis], G, BQ - start, *rows.shape[axis + 1 :])
-    return jnp.concatenate([head, rows], axis=axis + 1).reshape(x.shape)
-
-
-def _diagonal_rows(cfg: _Blocking) -> list[int]:
-    """First query row (within its block) that can see diagonal key block u = 0 .. m-1 when
-    cfg.split_diagonal: key block m·i + u starts at position i·BQ + u·BK, so rows t < u·BK of
-    query block i see none of it and are not computed (with BQ = 2·BK, 1/4 of the diagonal
-    blocks' logits: 10% of all blocks at T = 2048, BQ 512)."""
-    return [u * cfg.block_k for u in range(cfg.block_q // cfg.block_k)]
+# ----------------------------------------------------------------------------- one block
 
 
 def _pad_bias(bias: jax.Array, full: tuple[int, int, int, int], Tp: int, Sp: int) -> jax.Array:
@@ -229,49 +154,14 @@ def _pad_bias(bias: jax.Array, full: tuple[int, int, int, int], Tp: int, Sp: int
             "(each axis 1 or full)"
         )
     if bias.shape[2] == full[2]:
-        bias = _pad_axis(bias, 2, Tp)
+        bias = blocking.pad_axis(bias, 2, Tp)
     if bias.shape[3] == full[3]:
-        bias = _pad_axis(bias, 3, Sp)
+        bias = blocking.pad_axis(bias, 3, Sp)
     return bias
 
 
-# ----------------------------------------------------------------------------- one block
-
-
-def _key_block_range(cfg: _Blocking, i: jax.Array, num_key_blocks: int):
-    """(below, end) for query block i: key blocks [0, below) lie wholly on or below the
-    diagonal (no causal mask needed), [below, end) straddle it, blocks from `end` on lie above
-    it and are never visited. Without causal masking every block is in [0, below)."""
-    if not cfg.is_causal:
-        return num_key_blocks, num_key_blocks
-    first_query, last_query = i * cfg.block_q, i * cfg.block_q + cfg.block_q - 1
-    end = jnp.minimum(num_key_blocks, last_query // cfg.block_k + 1)
-    below = jnp.minimum(end, (first_query + 1) // cfg.block_k)  # last key <= first query
-    return below, end
-
-
-def _query_block_range(cfg: _Blocking, j: jax.Array, num_query_blocks: int):
-    """(start, below) for key block j: query blocks [start, below) straddle the diagonal,
-    [below, nQ) see the whole key block; blocks before `start` never see it."""
-    if not cfg.is_causal:
-        return 0, 0
-    first_key, last_key = j * cfg.block_k, j * cfg.block_k + cfg.block_k - 1
-    start = first_key // cfg.block_q  # its last query >= the block's first key
-    below = jnp.minimum(num_query_blocks, -(-last_key // cfg.block_q))  # first query >= last key
-    return start, jnp.maximum(start, below)
-
-
-def _bias_window(bias: jax.Array, cfg: _Blocking, i: jax.Array, j: jax.Array, row_start: int = 0):
-    """(start indices, sizes) of block (i, j), rows from row_start, in the padded [b, n, t, s]
-    bias (or its grad)."""
-    b, n, t, s = bias.shape
-    start = (0, 0, i * cfg.block_q + row_start if t > 1 else 0, j * cfg.block_k if s > 1 else 0)
-    sizes = (b, n, cfg.block_q - row_start if t > 1 else 1, cfg.block_k if s > 1 else 1)
-    return start, sizes
-
-
 def _logits(
-    cfg: _Blocking,
+    cfg: Blocking,
     q_i: jax.Array,  # [Z, R, H]
     k_j: jax.Array,  # [Z, C, H]
     bias: jax.Array | None,
@@ -284,8 +174,8 @@ def _logits(
 ) -> jax.Array:
     """Biased, masked float32 logits of block (i, j) [Z, R, C] (q_i comes scaled).
 
-    row_start > 0: q_i holds only rows t >= row_start of each head group (`_rows`), and so
-    does the result ([Z, G·(BQ - row_start), C]).
+    row_start > 0: q_i holds only rows t >= row_start of each head group (`blocking.rows_from`),
+    and so does the result ([Z, G·(BQ - row_start), C]).
 
     causal_mask=False skips the causal comparison: the caller knows the block lies entirely on
     or below the diagonal. Masked logits are MASK_VALUE, so exp(s - m) underflows to 0 once the
@@ -304,7 +194,7 @@ def _logits(
         s = jnp.einsum("ZRH,ZCH->ZRC", q_i, k_j, preferred_element_type=jnp.float32)
         s = s.reshape(B, K, G, BQ, C)
     if bias is not None:
-        start, sizes = _bias_window(bias, cfg, i, j, row_start)
+        start, sizes = blocking.bias_window(bias, cfg, i, j, row_start)
         block = jax.lax.dynamic_slice(bias, start, sizes)  # [b, n, BQ|1, C|1]
         n = block.shape[1]
         block = block.reshape(block.shape[0], K, G, *sizes[2:]) if n > 1 else block[:, :, None]
@@ -336,7 +226,7 @@ def _logits(
 def _add_bias_grad(
     dbias: jax.Array,
     ds: jax.Array,
-    cfg: _Blocking,
+    cfg: Blocking,
     i: jax.Array,
     j: jax.Array,
     row_start: int = 0,
@@ -351,7 +241,7 @@ def _add_bias_grad(
     ds = ds.reshape(B, K * G, BQ, C) if n > 1 else ds.sum(axis=(1, 2))[:, None]  # [B, n, BQ, C]
     axes = tuple(a for a, size in ((0, b), (2, t), (3, s)) if size == 1)
     ds = ds.sum(axis=axes, keepdims=True)  # [b, n, BQ|1, C|1]
-    start, sizes = _bias_window(dbias, cfg, i, j, row_start)
+    start, sizes = blocking.bias_window(dbias, cfg, i, j, row_start)
     return jax.lax.dynamic_update_slice(
         dbias, jax.lax.dynamic_slice(dbias, start, sizes) + ds, start
     )
@@ -361,7 +251,7 @@ def _add_bias_grad(
 
 
 def _forward(
-    cfg: _Blocking, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, masks: Masks
+    cfg: Blocking, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, masks: Masks
 ) -> tuple[jax.Array, jax.Array]:
     """Output [nQ, Z, R, H] (value dtype) and row log-sum-exp [nQ, Z, R] (float32)."""
     _, Z, R, H = q.shape
@@ -372,7 +262,7 @@ def _forward(
 
         def key_block(j, carry, causal_mask, row_start=0):
             m, norm, o = carry  # [Z, R], [Z, R], [Z, R, H] (rows from row_start)
-            q_rows = _rows(q_i, cfg, row_start)
+            q_rows = blocking.rows_from(q_i, cfg, row_start)
             s = _logits(cfg, q_rows, k[j], bias, masks, i, j, causal_mask, row_start=row_start)
             m_new = jnp.maximum(m, s.max(axis=-1))
             p = jnp.exp(s - m_new[..., None])
@@ -388,14 +278,15 @@ def _forward(
             jnp.zeros((Z, R), jnp.float32),
             jnp.zeros((Z, R, H), jnp.float32),
         )
-        below, end = _key_block_range(cfg, i, num_key_blocks)
+        below, end = blocking.key_block_range(cfg, i, num_key_blocks)
         carry = jax.lax.fori_loop(0, below, functools.partial(key_block, causal_mask=False), init)
         if cfg.split_diagonal:  # below = m·i; diagonal block u skips rows < u·BK
-            for u, row_start in enumerate(_diagonal_rows(cfg)):
-                visible = tuple(_rows(c, cfg, row_start) for c in carry)
+            for u, row_start in enumerate(blocking.diagonal_rows(cfg)):
+                visible = tuple(blocking.rows_from(c, cfg, row_start) for c in carry)
                 visible = key_block(below + u, visible, causal_mask=True, row_start=row_start)
                 carry = tuple(
-                    _set_rows(c, cfg, row_start, r) for c, r in zip(carry, visible, strict=True)
+                    blocking.set_rows_from(c, cfg, row_start, r)
+                    for c, r in zip(carry, visible, strict=True)
                 )
         elif cfg.is_causal:
             carry = jax.lax.fori_loop(
@@ -416,7 +307,7 @@ def _forward(
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _attend(
-    cfg: _Blocking, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, masks: Masks
+    cfg: Blocking, q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, masks: Masks
 ) -> jax.Array:
     return _forward(cfg, q, k, v, bias, masks)[0]
 
@@ -426,7 +317,7 @@ def _attend_fwd(cfg, q, k, v, bias, masks):
     return out, (q, k, v, bias, masks, out, lse)
 
 
-def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
+def _attend_bwd(cfg: Blocking, residuals, d_out: jax.Array):
     """FlashAttention-2's backward: key blocks outside, the query blocks that see them inside;
     dK, dV accumulate per key block, dQ and dbias in full-size float32 buffers."""
     q, k, v, bias, masks, out, lse = residuals
@@ -443,8 +334,9 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
         def query_block(i, acc, causal_mask, row_start=0):
             dk, dv, dq, dbias = acc
             # Rows from row_start only (a diagonal block under cfg.split_diagonal).
-            q_i, g_i = _rows(q[i], cfg, row_start), _rows(d_out[i], cfg, row_start)  # [Z, R, H]
-            lse_i, delta_i = _rows(lse[i], cfg, row_start), _rows(delta[i], cfg, row_start)
+            q_i, g_i, lse_i, delta_i = (  # [Z, R, H], [Z, R, H], [Z, R], [Z, R]
+                blocking.rows_from(x[i], cfg, row_start) for x in (q, d_out, lse, delta)
+            )
             # Keys on rows ([Z, C, R]) and dQ as [Z, H, R]: every matmul contracts the last axis
             # of its left operand, XLA:CPU's fast form (module docstring).
             s_t = _logits(
@@ -458,7 +350,7 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
             ds_t = p_t * (dp_t - delta_i[:, None, :])  # d logits, [Z, C, R]
             dq_i = jnp.einsum("ZHC,ZCR->ZHR", kt_j, ds_t)  # transposed too: [Z, H, R]
             if row_start:
-                dq_i = _set_rows(jnp.zeros_like(dq[i]), cfg, row_start, dq_i, axis=2)
+                dq_i = blocking.set_rows_from(jnp.zeros_like(dq[i]), cfg, row_start, dq_i, axis=2)
             dq = dq.at[i].add(dq_i)
             dk = dk + jnp.einsum(
                 "ZCR,ZRH->ZCH", ds_t.astype(q_i.dtype), q_i, preferred_element_type=jnp.float32
@@ -468,13 +360,13 @@ def _attend_bwd(cfg: _Blocking, residuals, d_out: jax.Array):
             return dk, dv, dq, dbias
 
         zeros = jnp.zeros(k_j.shape, jnp.float32)
-        start, below = _query_block_range(cfg, j, num_query_blocks)
+        start, below = blocking.query_block_range(cfg, j, num_query_blocks)
         acc = (zeros, zeros, dq, dbias)
         if cfg.split_diagonal:  # key block j = m·i + u is diagonal for query block i = start
             m = cfg.block_q // cfg.block_k
             branches = [
                 functools.partial(query_block, start, causal_mask=True, row_start=row_start)
-                for row_start in _diagonal_rows(cfg)
+                for row_start in blocking.diagonal_rows(cfg)
             ]
             # Keys past the last query block (cross-attention, S > T) meet no query at all.
             branch = jnp.where(start < num_query_blocks, j % m, m)

@@ -65,8 +65,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--passes",
         type=int,
         default=1,
-        help="run the whole grid this many times; each case keeps its fastest pass (a burst of "
-        "load from another tenant then costs one pass, not the result)",
+        help="run the whole grid this many times; each case keeps its fastest pass (a slow "
+        "episode of the machine then costs one pass, not the result; WORKSPACE.md)",
     )
     p.add_argument("--no-backward", action="store_true", help="forward only")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per case")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxattn.attention import softmax, softmax_chunked
+from jaxattn.attention import blocking, softmax, softmax_chunked
 
 FWD_ATOL = 1e-5
 GRAD_ATOL = 1e-4
@@ -150,7 +150,7 @@ def test_causal_loop_bounds_visit_exactly_the_blocks_below_the_diagonal(T, S, bl
     """Block (i, j) is visited, forward and backward, iff it is not entirely above the diagonal
     (some query row t of block i and key s of block j have s <= t), and it skips the causal
     comparison iff it lies entirely on or below it (every s <= every t)."""
-    cfg = softmax_chunked._Blocking(True, block_q, block_k, 1, 1)
+    cfg = blocking.Blocking(True, block_q, block_k, 1, 1)
     nQ, nK = -(-T // block_q), -(-S // block_k)
     for i in range(nQ):
         for j in range(nK):
@@ -158,8 +158,8 @@ def test_causal_loop_bounds_visit_exactly_the_blocks_below_the_diagonal(T, S, bl
             cols = np.arange(j * block_k, (j + 1) * block_k)
             visited = bool(np.any(cols[None, :] <= rows[:, None]))
             unmasked = bool(np.all(cols[None, :] <= rows[:, None]))
-            below, end = (int(x) for x in softmax_chunked._key_block_range(cfg, i, nK))
-            start, full = (int(x) for x in softmax_chunked._query_block_range(cfg, j, nQ))
+            below, end = (int(x) for x in blocking.key_block_range(cfg, i, nK))
+            start, full = (int(x) for x in blocking.query_block_range(cfg, j, nQ))
             forward = (j < end, j < below)
             backward = (i >= start, i >= full)
             assert forward == backward == (visited, unmasked), (i, j, forward, backward)
