@@ -47,7 +47,7 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     # Keep jaxattn's progress lines readable: other libraries (orbax, grain) speak at WARNING+.
     logging.get_absl_handler().addFilter(_ProjectLogFilter())
-    logging.info("CPU runtime settings: %s", cpu_runtime.describe(os.environ))
+    logging.info(cpu_runtime.log_line(os.environ))
     try:
         results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except errors.JaxattnError as e:

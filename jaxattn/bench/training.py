@@ -3,6 +3,8 @@
   python -m jaxattn.bench.training                      # every configs/lra_<kind>.py, ListOps
   python -m jaxattn.bench.training --configs=configs/lra_nystrom.py,configs/lra_softmax.py
   python -m jaxattn.bench.training --config-arg=setup=lra --window=5 --windows=3
+  python -m jaxattn.bench.training --configs=configs/lra_nystrom.py \
+      --runtimes=glibc,glibc_hugetlb,tcmalloc --rounds=2       # compare CPU runtimes
 
 Each config runs through the real trainer (`python -m experiments.train`, so the same data
 pipeline, jit, mesh and CPU runtime settings as a real run) in its own process and a scratch
@@ -13,8 +15,15 @@ tokens/s = steps/s x batch size x sequence length. Each config's steps/s is also
 to `configs/lra_softmax.py` measured in the same run, so a noisy machine still compares kinds.
 Validation and test run once at the end on one batch (they are not timed).
 
+Every run records its CPU runtime (`jaxattn/cpu_runtime.py`: the allocator and XLA flag the
+trainer started with) and the trainer process's peak RSS, so a regression in speed or memory
+shows in one run. `--runtimes` measures each config under several runtimes and `--rounds`
+repeats the whole grid, interleaved (round 1: every config x runtime, then round 2, ...), so a
+slow stretch of a shared machine does not land on one setting only.
+
 Output under --out (default runs/bench/training): results.json (schema below), results.md.
-  {"machine": {...}, "settings": {...}, "results": [{"config", "kind", "status", "reason"?,
+  {"machine": {...}, "settings": {...}, "results": [{"config", "runtime": {"runtime": name,
+   "LD_PRELOAD", "GLIBC_TUNABLES", ...}, "round", "kind", "status", "reason"?,
    "steps_per_s", "tokens_per_s", "window_steps_per_s": [...], "first_window_s",
    "batch_size", "seq_len", "num_parameters", "peak_rss_bytes", "wall_s",
    "speed_vs_softmax"}]}
@@ -36,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jaxattn import cpu_runtime, errors
 from jaxattn.bench import report
 
 REFERENCE_CONFIG = "configs/lra_softmax.py"
@@ -61,11 +71,24 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="extra --config.x=y for every run, e.g. data.builder_config=small (repeatable)",
     )
+    p.add_argument(
+        "--runtimes",
+        default="auto",
+        help="comma-separated CPU runtimes to run each config under "
+        f"({', '.join(cpu_runtime.CHOICES)}; default: auto, what the trainer picks)",
+    )
+    p.add_argument("--rounds", type=int, default=1, help="repeat the grid, interleaved")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per config")
     p.add_argument("--out", default="runs/bench/training")
     args = p.parse_args(argv)
-    if args.window < 1 or args.windows < 1:
-        p.error("--window and --windows must be >= 1")
+    if args.window < 1 or args.windows < 1 or args.rounds < 1:
+        p.error("--window, --windows and --rounds must be >= 1")
+    args.runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    for name in args.runtimes:
+        try:
+            cpu_runtime.choose({cpu_runtime.CHOICE: name})
+        except errors.ConfigError as e:
+            p.error(str(e))
     return args
 
 
@@ -133,17 +156,27 @@ def summarize(workdir: str, window: int) -> dict[str, Any]:
     }
 
 
-def run_config(config: str, args: argparse.Namespace, scratch: str) -> dict[str, Any]:
-    """Trains `config` for the benchmark's steps in its own process; failures become results."""
+def run_config(
+    config: str, args: argparse.Namespace, scratch: str, runtime: str = "auto"
+) -> dict[str, Any]:
+    """Trains `config` for the benchmark's steps in its own process under the CPU `runtime`;
+    failures become results."""
     workdir = tempfile.mkdtemp(prefix=Path(config).stem + "_", dir=scratch)
     cmd = command(config, args, workdir)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result: dict[str, Any] = {"config": config, "command": " ".join(cmd[1:])}
+    env[cpu_runtime.CHOICE] = runtime
+    env.pop(cpu_runtime.OPT_OUT, None)
+    result: dict[str, Any] = {
+        "config": config,
+        # What the trainer starts with: it re-executes itself with these (cpu_runtime).
+        "runtime": cpu_runtime.describe(cpu_runtime.default_env(env)),
+        "command": " ".join(cmd[1:]),
+    }
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, env=env)
         # wait4 gives this child's own peak RSS (the trainer re-executes itself in place with
-        # tcmalloc preloaded: same pid, so the peak covers both images).
+        # its CPU runtime: same pid, so the peak covers both images).
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -179,14 +212,85 @@ def run_config(config: str, args: argparse.Namespace, scratch: str) -> dict[str,
     return result
 
 
+def _runtime_name(r: dict[str, Any]) -> str:
+    return (r.get("runtime") or {}).get("runtime", "?")
+
+
 def add_ratios(results: list[dict[str, Any]]) -> None:
-    ref = next(
-        (r for r in results if r["config"].endswith(REFERENCE_CONFIG) and r["status"] == "ok"),
-        None,
-    )
+    """speed_vs_softmax: steps/s over configs/lra_softmax.py's under the same runtime and round."""
+    refs = {
+        (_runtime_name(r), r.get("round")): r
+        for r in results
+        if r["config"].endswith(REFERENCE_CONFIG) and r["status"] == "ok"
+    }
     for r in results:
+        ref = refs.get((_runtime_name(r), r.get("round")))
         if ref is not None and r["status"] == "ok":
             r["speed_vs_softmax"] = r["steps_per_s"] / ref["steps_per_s"]
+
+
+def _runs_table(results: list[dict[str, Any]]) -> list[str]:
+    header = [
+        "config",
+        "runtime",
+        "round",
+        "kind",
+        "steps/s",
+        "tokens/s",
+        "x softmax",
+        "first window",
+        "peak RSS",
+        "params",
+    ]
+    rows = []
+    for r in results:
+        head = [r["config"], _runtime_name(r), str(r.get("round", 1))]
+        if r["status"] != "ok":
+            rows.append([*head, r.get("kind", "?"), f"{r['status']}: {r.get('reason', '')}"])
+            rows[-1] += [""] * (len(header) - len(rows[-1]))
+            continue
+        ratio = r.get("speed_vs_softmax")
+        rows.append(
+            [
+                *head,
+                r["kind"],
+                f"{r['steps_per_s']:.3f}",
+                f"{r['tokens_per_s']:,.0f}",
+                f"{ratio:.2f}" if ratio is not None else "-",
+                f"{r['first_window_s']:.1f} s",
+                report._gib(r.get("peak_rss_bytes")),
+                f"{r['num_parameters']:,}" if r.get("num_parameters") else "-",
+            ]
+        )
+    return report._table(header, rows)
+
+
+def _runtime_table(results: list[dict[str, Any]]) -> list[str]:
+    """Per config and runtime over the rounds: s/step of each round, the best, peak RSS of
+    each round, and the best s/step relative to the fastest runtime of that config."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        if r["status"] == "ok":
+            groups.setdefault((r["config"], _runtime_name(r)), []).append(r)
+    fastest = {}
+    for (config, _), runs in groups.items():
+        best = min(1 / r["steps_per_s"] for r in runs)
+        fastest[config] = min(fastest.get(config, best), best)
+    header = ["config", "runtime", "s/step (rounds)", "best s/step", "x fastest", "peak RSS"]
+    rows = []
+    for (config, name), runs in groups.items():
+        best = min(1 / r["steps_per_s"] for r in runs)
+        rows.append(
+            [
+                config,
+                name,
+                ", ".join(f"{1 / r['steps_per_s']:.3f}" for r in runs),
+                f"{best:.3f}",
+                f"{best / fastest[config]:.2f}",
+                ", ".join(report._gib(r.get("peak_rss_bytes")) for r in runs),
+            ]
+        )
+    return report._table(header, rows)
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -197,39 +301,21 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Machine: {m.get('cpu_count')} CPUs, jax {m.get('jax')}; {m.get('date', '')}. "
         f"Config string '{s['config_arg']}', overrides {s['override'] or 'none'}; "
         f"median of {s['windows']} windows of {s['window']} steps after a first window "
-        "(compilation). x softmax: steps/s relative to configs/lra_softmax.py in the same run.",
+        "(compilation). x softmax: steps/s relative to configs/lra_softmax.py under the same "
+        "CPU runtime in the same round. peak RSS: the trainer process's high-water mark.",
         "",
     ]
-    header = [
-        "config",
-        "kind",
-        "steps/s",
-        "tokens/s",
-        "x softmax",
-        "first window",
-        "peak RSS",
-        "params",
-    ]
-    rows = []
+    out += _runs_table(doc["results"])
+    if len(set(_runtime_name(r) for r in doc["results"])) > 1 or s.get("rounds", 1) > 1:
+        out += ["", "## By CPU runtime", ""]
+        out += _runtime_table(doc["results"])
+    runtimes = {}
     for r in doc["results"]:
-        if r["status"] != "ok":
-            rows.append([r["config"], r.get("kind", "?"), f"{r['status']}: {r.get('reason', '')}"])
-            rows[-1] += [""] * (len(header) - 3)
-            continue
-        ratio = r.get("speed_vs_softmax")
-        rows.append(
-            [
-                r["config"],
-                r["kind"],
-                f"{r['steps_per_s']:.3f}",
-                f"{r['tokens_per_s']:,.0f}",
-                f"{ratio:.2f}" if ratio is not None else "-",
-                f"{r['first_window_s']:.1f} s",
-                report._gib(r.get("peak_rss_bytes")),
-                f"{r['num_parameters']:,}" if r.get("num_parameters") else "-",
-            ]
-        )
-    out += report._table(header, rows)
+        runtimes.setdefault(_runtime_name(r), r.get("runtime"))
+    out += ["", "CPU runtimes (jaxattn/cpu_runtime.py):", ""]
+    for name, d in runtimes.items():
+        settings = ", ".join(f"{k}={v}" for k, v in (d or {}).items() if k != "runtime" and v)
+        out.append(f"- {name}: {settings or 'process defaults'}")
     return "\n".join(out) + "\n"
 
 
@@ -248,25 +334,37 @@ def main(argv: list[str] | None = None) -> int:
             "window": args.window,
             "windows": args.windows,
             "override": args.override,
+            "runtimes": args.runtimes,
+            "rounds": args.rounds,
         },
         "results": [],
     }
+    grid = [
+        (round_, config, runtime)
+        for round_ in range(1, args.rounds + 1)
+        for config in configs
+        for runtime in args.runtimes
+    ]
     start = time.perf_counter()
     try:
-        for n, config in enumerate(configs, 1):
-            r = run_config(config, args, scratch)
+        for n, (round_, config, runtime) in enumerate(grid, 1):
+            r = run_config(config, args, scratch, runtime)
+            r["round"] = round_
             doc["results"].append(r)
             add_ratios(doc["results"])
             (out / "results.json").write_text(json.dumps(doc, indent=2))
             done = time.perf_counter() - start
-            eta = done / n * (len(configs) - n)
+            eta = done / n * (len(grid) - n)
             summary = (
-                f"{r['steps_per_s']:.3f} steps/s, {r['tokens_per_s']:,.0f} tokens/s"
+                f"{r['steps_per_s']:.3f} steps/s, {r['tokens_per_s']:,.0f} tokens/s, "
+                f"peak RSS {report._gib(r.get('peak_rss_bytes'))}"
                 if r["status"] == "ok"
                 else f"{r['status']}: {r.get('reason', '')[:120]}"
             )
+            tag = f" round {round_}" if args.rounds > 1 else ""
             print(
-                f"[{n}/{len(configs)}] {config}: {summary} | elapsed {done:.0f} s, ETA {eta:.0f} s",
+                f"[{n}/{len(grid)}{tag}] {config} ({_runtime_name(r)}): {summary} | "
+                f"elapsed {done:.0f} s, ETA {eta:.0f} s",
                 flush=True,
             )
     finally:

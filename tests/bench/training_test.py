@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from jaxattn import cpu_runtime
 from jaxattn.bench import training
 
 
@@ -78,7 +79,10 @@ def test_cli_measures_smoke_configs_and_records_a_failing_one(tmp_path):
     assert linear["tokens_per_s"] == pytest.approx(linear["steps_per_s"] * 8 * 128)
     assert linear["peak_rss_bytes"] > 2**20
     md = (out / "results.md").read_text()
-    assert "| configs/lra_linear.py | linear |" in md
+    assert "| configs/lra_linear.py | glibc_hugetlb | 1 | linear |" in md or (
+        "| configs/lra_linear.py | glibc | 1 | linear |" in md
+    )
+    assert linear["runtime"]["runtime"] == cpu_runtime.choose({})  # what `auto` picks here
     assert not [p for p in out.iterdir() if p.name.startswith("workdirs_")]  # scratch removed
 
     # A typo in an override: the trainer refuses it; the result says so and the CLI fails.
@@ -100,3 +104,35 @@ def test_cli_measures_smoke_configs_and_records_a_failing_one(tmp_path):
 def test_missing_config_file_is_one_clear_error():
     with pytest.raises(SystemExit, match="not found"):
         training._configs("configs/lra_nope.py")
+
+
+def test_runtimes_and_rounds_are_interleaved_and_recorded(tmp_path):
+    out = tmp_path / "out"
+    rc = training.main(
+        [
+            "--configs=configs/lra_softmax.py",
+            "--config-arg=smoke",
+            "--window=1",
+            "--windows=1",
+            "--runtimes=glibc,none",
+            "--rounds=2",
+            f"--out={out}",
+        ]
+    )
+    doc = json.loads((out / "results.json").read_text())
+    assert rc == 0, doc
+    order = [(r["round"], r["runtime"]["runtime"]) for r in doc["results"]]
+    assert order == [(1, "glibc"), (1, "none"), (2, "glibc"), (2, "none")]
+    glibc, none = doc["results"][:2]
+    assert "xla_cpu_use_xnnpack" in glibc["runtime"]["XLA_FLAGS"]
+    assert "xla_cpu_use_xnnpack" not in (none["runtime"]["XLA_FLAGS"] or "")
+    assert none["runtime"]["GLIBC_TUNABLES"] is None
+    assert all(r["peak_rss_bytes"] > 2**20 for r in doc["results"])
+    md = (out / "results.md").read_text()
+    assert "## By CPU runtime" in md and "| configs/lra_softmax.py | none |" in md
+
+
+def test_unknown_runtime_is_refused_before_anything_runs(capsys):
+    with pytest.raises(SystemExit):
+        training._parse(["--runtimes=glibc,tcmaloc"])
+    assert "tcmaloc" in capsys.readouterr().err
