@@ -1,10 +1,15 @@
 """Generates a dataset into the tfds data dir, so training can start without building it.
 
     python scripts/prepare_data.py listops --config=lra [--data_dir=DIR] [--num_workers=N]
+    python scripts/prepare_data.py imdb --config=lra|heldout [--manual_dir=DIR] [--allow_download]
+    python scripts/prepare_data.py cifar10 [--manual_dir=DIR] [--allow_download]
+    python scripts/prepare_data.py aan --manual_dir=.../lra_release/lra_release/tsv_data
 
 Prints progress to stderr, then the directory and the split sizes. A dataset already prepared
 there is left as it is. `data_dir` defaults to $TFDS_DATA_DIR or ~/tensorflow_datasets; pass the
-same directory to training as `--config.data.data_dir=DIR`.
+same directory to training as `--config.data.data_dir=DIR`. imdb, cifar10 and aan read their raw
+files from --manual_dir (default {data_dir}/downloads/manual/); imdb and cifar10 download them
+only with --allow_download (aan has no download: see jaxattn/data/aan.py).
 """
 
 import argparse
@@ -15,9 +20,15 @@ import time
 # Run as a file from a checkout: make the repository importable without installing it.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from jaxattn.data import listops_builder  # noqa: E402
+from jaxattn import errors  # noqa: E402
+from jaxattn.data import aan, cifar, imdb, listops_builder  # noqa: E402
 
-BUILDERS = {"listops": listops_builder.ListOps}
+BUILDERS = {
+    "listops": listops_builder.ListOps,
+    "imdb": imdb.LraImdb,
+    "cifar10": cifar.LraCifar10,
+    "aan": aan.LraAan,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,19 +39,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--num_workers", type=int, default=None, help="generator processes (default: all CPUs)"
     )
+    parser.add_argument("--manual_dir", default=None, help="raw files (imdb, cifar10, aan)")
+    parser.add_argument(
+        "--allow_download", action="store_true", help="download missing raw files (imdb, cifar10)"
+    )
     args = parser.parse_args(argv)
 
     builder_cls = BUILDERS[args.dataset]
     configs = [config.name for config in builder_cls.BUILDER_CONFIGS]
     if args.config is not None and args.config not in configs:
         parser.error(f"unknown --config={args.config} for {args.dataset}; available: {configs}")
-    builder = builder_cls(config=args.config, data_dir=args.data_dir, num_workers=args.num_workers)
+    if args.dataset == "listops":
+        options = {"num_workers": args.num_workers}
+    else:
+        options = {"manual_dir": args.manual_dir, "allow_download": args.allow_download}
+    builder = builder_cls(config=args.config, data_dir=args.data_dir, **options)
     if builder.is_prepared():
         print(f"{args.dataset}/{builder.builder_config.name} already prepared", file=sys.stderr)
     else:
         start = time.monotonic()
-        builder.download_and_prepare()
+        try:
+            builder.download_and_prepare()
+        except errors.JaxattnError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
         print(f"built in {time.monotonic() - start:.0f}s", file=sys.stderr)
+    if args.dataset != "listops":
+        builder.warn_unexpected_sizes()
     sizes = ", ".join(f"{name}={split.num_examples}" for name, split in builder.info.splits.items())
     print(f"{args.dataset}/{builder.builder_config.name}: {builder.data_dir} ({sizes})")
 

@@ -7,6 +7,10 @@
 'tiny' for listops), `data_dir` (None: tfds's default, $TFDS_DATA_DIR or ~/tensorflow_datasets)
 and `allow_build` (generate the dataset if it is not prepared; otherwise `DataNotFoundError`).
 A prepared dataset is only read, never regenerated.
+
+Datasets built from downloaded files (imdb, cifar10, aan) also read `manual_dir` (where the raw
+files are; default `{data_dir}/downloads/manual/`), `allow_download` (fetch a missing archive;
+implies `allow_build`; default False) and, for images, `pixel_padding_quirk` (`pixels`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jaxattn import errors
-from jaxattn.data import listops, listops_builder
+from jaxattn.data import aan, cifar, imdb, listops, listops_builder, pixels, source_files
 
 if TYPE_CHECKING:
     from jaxattn.data import pipeline
@@ -64,9 +68,85 @@ def _load_listops(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFa
     return info, builder.as_data_source
 
 
+def _builder_config_name(builder_cls: type, data_config: Mapping[str, Any]) -> str:
+    name = data_config.get("builder_config") or builder_cls.DEFAULT_CONFIG_NAME
+    known = [config.name for config in builder_cls.BUILDER_CONFIGS]
+    if name not in known:
+        raise errors.ConfigError(
+            f"unknown {builder_cls.DATASET} builder_config '{name}' (config.data.builder_config); "
+            f"available: {', '.join(known)}"
+        )
+    return name
+
+
+def _prepared_from_sources(
+    builder_cls: type[source_files.SourceFilesBuilder], data_config: Mapping[str, Any]
+) -> source_files.SourceFilesBuilder:
+    """The builder, built from its raw files first if the config allows, else a one-line error.
+
+    `allow_build` builds from raw files already on disk; `allow_download` also fetches a missing
+    archive (so it implies `allow_build`). Nothing touches the network unless `allow_download`.
+    """
+    config_name = _builder_config_name(builder_cls, data_config)
+    allow_download = bool(data_config.get("allow_download", False))
+    manual_dir = data_config.get("manual_dir") or None
+    builder = builder_cls(
+        config=config_name,
+        data_dir=data_config.get("data_dir") or None,
+        manual_dir=manual_dir,
+        allow_download=allow_download,
+    )
+    if not builder.is_prepared():
+        found = builder.find_sources()
+        if found is None and not (allow_download and builder.REMOTE is not None):
+            raise errors.DataNotFoundError(builder.missing_sources_message())
+        if found is not None and not (data_config.get("allow_build", False) or allow_download):
+            flags = "".join(
+                f" --{flag}={data_config[flag]}"
+                for flag in ("data_dir", "manual_dir")
+                if data_config.get(flag)
+            )
+            raise errors.DataNotFoundError(
+                f"dataset {builder.DATASET} ({builder.name}/{config_name}) is not prepared in "
+                f"{builder.data_dir}; build it from {found} with --config.data.allow_build=True "
+                f"or `python scripts/prepare_data.py {builder.DATASET} --config={config_name}"
+                f"{flags}`"
+            )
+        builder.download_and_prepare()
+    builder.warn_unexpected_sizes()
+    return builder
+
+
+def _split_sizes(builder: source_files.SourceFilesBuilder) -> dict[str, int]:
+    return {name: split.num_examples for name, split in builder.info.splits.items()}
+
+
+def _load_imdb(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    builder = _prepared_from_sources(imdb.LraImdb, data_config)
+    info = DatasetInfo(imdb.VOCAB_SIZE, imdb.NUM_CLASSES, _split_sizes(builder))
+    return info, builder.as_data_source
+
+
+def _load_cifar10(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    builder = _prepared_from_sources(cifar.LraCifar10, data_config)
+    quirk = data_config.get("pixel_padding_quirk")
+    quirk = True if quirk is None else bool(quirk)  # default: LRA's (pixels.py)
+    info = DatasetInfo(pixels.vocab_size(quirk), cifar.NUM_CLASSES, _split_sizes(builder))
+    return info, lambda split: pixels.adapt(builder.as_data_source(split), padding_quirk=quirk)
+
+
+def _load_aan(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    builder = _prepared_from_sources(aan.LraAan, data_config)
+    info = DatasetInfo(aan.VOCAB_SIZE, aan.NUM_CLASSES, _split_sizes(builder))
+    return info, builder.as_data_source
+
+
 # name -> loader(data_config) -> (DatasetInfo, split name -> random-access source).
 DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFactory]]] = {
     "listops": _load_listops,
+    "imdb": _load_imdb,
+    "cifar10": _load_cifar10,
+    "aan": _load_aan,
 }
 
 

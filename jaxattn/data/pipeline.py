@@ -1,5 +1,8 @@
 """Batches for training and evaluation from a random-access source of {'tokens', 'label'} records.
 
+Records may hold a second sequence, 'tokens2' (document pairs: LRA Retrieval); each token field
+becomes a batch array of its own (TOKEN_FIELDS), truncated and padded to the same length.
+
 Why grain's `MapDataset` (and not a hand-written numpy loop): a `MapDataset` is indexable, so
 the whole training stream is a pure function of (seed, position). `shuffle` permutes with an
 index shuffle (O(1) memory, no buffer) and, under `repeat()`, reseeds every epoch; `batch` and
@@ -31,6 +34,10 @@ from jaxattn import errors
 Batch = dict[str, np.ndarray]
 
 
+# Record fields holding token sequences -> the batch arrays they become.
+TOKEN_FIELDS = {"tokens": "inputs", "tokens2": "inputs2"}
+
+
 class Source(Protocol):
     """Random access to records {'tokens': int array [n], 'label': int} (a tfds data source)."""
 
@@ -55,20 +62,37 @@ def _rows_per_process(batch_size: int, process_index: int, process_count: int) -
 
 
 def _row(example: Mapping[str, Any], seq_len: int, weight: float = 1.0) -> dict[str, Any]:
-    tokens = np.asarray(example["tokens"])[:seq_len]
-    inputs = np.zeros(seq_len, np.int32)  # truncated, then padded with 0 (the pad id)
-    inputs[: tokens.shape[0]] = tokens
-    return {
-        "inputs": inputs,
-        "targets": np.int32(example["label"]),
-        "weights": np.float32(weight),
-    }
+    row: dict[str, Any] = {}
+    for field, name in TOKEN_FIELDS.items():
+        if field in example:
+            tokens = np.asarray(example[field])[:seq_len]
+            inputs = np.zeros(seq_len, np.int32)  # truncated, then padded with 0 (the pad id)
+            inputs[: tokens.shape[0]] = tokens
+            row[name] = inputs
+    row["targets"] = np.int32(example["label"])
+    row["weights"] = np.float32(weight)
+    return row
 
 
-def _eval_row(position: int, *, source: Source, seq_len: int) -> dict[str, Any]:
+def _empty_record(source: Source) -> dict[str, Any]:
+    """A record with the source's token fields, empty (all padding), label 0."""
+    fields = [f for f in TOKEN_FIELDS if f in source[0]] if len(source) else ["tokens"]
+    return {**{f: np.zeros(0, np.int32) for f in fields}, "label": 0}
+
+
+def _eval_row(
+    position: int, *, source: Source, seq_len: int, empty: Mapping[str, Any]
+) -> dict[str, Any]:
     if position < len(source):
         return _row(source[position], seq_len)
-    return _row({"tokens": np.zeros(0, np.int32), "label": 0}, seq_len, weight=0.0)
+    return _row(empty, seq_len, weight=0.0)
+
+
+def template_batch(source: Source, *, batch_size: int, seq_len: int) -> Batch:
+    """A batch of `batch_size` all-padding rows with the arrays, shapes and dtypes of the
+    source's real batches (for model initialisation)."""
+    row = _row(_empty_record(source), seq_len)
+    return {k: np.stack([v] * batch_size) for k, v in row.items()}
 
 
 def _shuffle_seed(seed: int) -> int:
@@ -110,7 +134,7 @@ def train_batches(
 
     Yields:
       {'inputs': int32 [b, L], 'targets': int32 [b], 'weights': float32 [b] (ones)},
-      b = B // process_count.
+      b = B // process_count; also 'inputs2' int32 [b, L] when records hold 'tokens2'.
     """
     rows = _rows_per_process(batch_size, process_index, process_count)
     if len(source) == 0:
@@ -164,7 +188,11 @@ def eval_batches(
         return iter(())
     dataset = (
         grain.MapDataset.range(num_batches * batch_size)
-        .map(functools.partial(_eval_row, source=source, seq_len=seq_len))
+        .map(
+            functools.partial(
+                _eval_row, source=source, seq_len=seq_len, empty=_empty_record(source)
+            )
+        )
         .batch(rows)
     )[process_index::process_count]
     return iter(dataset.to_iter_dataset(_read_options(num_threads)))

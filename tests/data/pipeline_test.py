@@ -155,3 +155,37 @@ def test_batch_size_must_divide_across_processes():
         pipeline.train_batches(_source(4), batch_size=4, seq_len=5, seed=0, process_count=3)
     with pytest.raises(errors.ConfigError):
         pipeline.eval_batches(_source(4), batch_size=4, seq_len=5, process_count=3)
+
+
+def _pair_source(num_examples):
+    """Document pairs (LRA Retrieval): 'tokens2' is the label + 1 repeated, long enough to cut."""
+    return [
+        {
+            "tokens": np.full(3, 7, np.uint16),
+            "tokens2": np.full(9, index + 1, np.uint16),
+            "label": index,
+        }
+        for index in range(num_examples)
+    ]
+
+
+def test_second_documents_become_inputs2_truncated_and_padded():
+    (batch,) = _train(_pair_source(4), 1, seq_len=5)
+    assert set(batch) == {"inputs", "inputs2", "targets", "weights"}
+    for row, label in zip(batch["inputs2"], batch["targets"], strict=True):
+        np.testing.assert_array_equal(row, np.full(5, label + 1))  # 9 tokens cut to 5
+    np.testing.assert_array_equal(batch["inputs"][:, 3:], 0)  # 3 tokens padded to 5
+    (*_, last) = pipeline.eval_batches(_pair_source(5), batch_size=4, seq_len=5)
+    np.testing.assert_array_equal(last["weights"], [1, 0, 0, 0])
+    np.testing.assert_array_equal(last["inputs2"][1:], 0)  # padding rows have both documents
+
+
+@pytest.mark.parametrize("make", [_source, _pair_source])
+def test_template_batch_has_the_shapes_and_dtypes_of_real_batches(make):
+    source = make(6)
+    template = pipeline.template_batch(source, batch_size=2, seq_len=5)
+    (real,) = _train(source, 1, batch_size=2, seq_len=5)
+    assert template.keys() == real.keys()
+    for name in real:
+        assert template[name].shape == real[name].shape
+        assert template[name].dtype == real[name].dtype
