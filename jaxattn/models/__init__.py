@@ -14,11 +14,13 @@ from jaxattn.models import classifier
 
 MODELS: dict[str, type[nn.Module]] = {
     "encoder_classifier": classifier.EncoderClassifier,
+    "dual_encoder_classifier": classifier.DualEncoderClassifier,
 }
 
 # What each model family asks of its attention kind (checked before tracing).
 ATTENTION_NEEDS: dict[str, dict[str, bool]] = {
     "encoder_classifier": {"kv_mask": True},
+    "dual_encoder_classifier": {"kv_mask": True},
 }
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

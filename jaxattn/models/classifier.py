@@ -1,4 +1,8 @@
-"""Sequence classifier: token + position embeddings, the shared Transformer, pooling, MLP head."""
+"""Sequence classifiers: token + position embeddings, the shared Transformer, pooling, MLP head.
+
+`EncoderClassifier` reads one sequence; `DualEncoderClassifier` (LRA Retrieval) runs two
+documents through the same encoder and classifies the pair.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,18 @@ def mean_pool(x: jax.Array, mask: jax.Array) -> jax.Array:
     return (x * weights).sum(axis=1) / jnp.maximum(weights.sum(axis=1), 1.0)
 
 
+def mean_over_length(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Padded positions zeroed, then the mean over all T positions: [B, T, D] -> [B, D]. The
+    Nyströmformer LRA code pools this way (model.py zeroes pads after the final LayerNorm,
+    model_wrapper.py takes `.mean(dim=1)` over the padded length), so its pooled vector shrinks
+    with the share of padding; `mean` divides by the real tokens instead."""
+    return (x * mask.astype(x.dtype)[..., None]).mean(axis=1)
+
+
 POOLING = {
     "cls": lambda x, mask: x[:, 0],
     "mean": mean_pool,
+    "mean_over_length": mean_over_length,
     "sum": lambda x, mask: (x * mask.astype(x.dtype)[..., None]).sum(axis=1),
 }
 
@@ -64,6 +77,12 @@ class EncoderClassifier(nn.Module):
 
     @nn.compact
     def __call__(self, tokens: jax.Array, *, deterministic: bool = True) -> tuple[jax.Array, dict]:
+        pooled = self.encode(tokens, deterministic=deterministic)  # [B, D]
+        return self.head(pooled), {}
+
+    def encode(self, tokens: jax.Array, *, deterministic: bool) -> jax.Array:
+        """tokens [B, T] -> pooled features [B, D] (float32). Submodules it creates belong to
+        the calling module, so a subclass calling it once shares one encoder across inputs."""
         mask = tokens != self.padding_id  # [B, T]
         x = embeddings.TokenEmbedding(
             self.vocab_size,
@@ -107,7 +126,34 @@ class EncoderClassifier(nn.Module):
             dtype=self.dtype,
             name="encoder",
         )(x, is_causal=self.causal, kv_mask=mask, deterministic=deterministic)
-        pooled = POOLING[self.pooling](x, mask).astype(jnp.float32)  # [B, D]
-        h = nn.Dense(self.mlp_dim, name="head_hidden")(pooled)
-        logits = nn.Dense(self.num_classes, name="head_out")(nn.relu(h))
-        return logits, {}
+        return POOLING[self.pooling](x, mask).astype(jnp.float32)  # [B, D]
+
+    def head(self, features: jax.Array) -> jax.Array:
+        """[B, F] -> logits [B, num_classes]: Dense(mlp_dim) -> ReLU -> Dense(num_classes)."""
+        h = nn.Dense(self.mlp_dim, name="head_hidden")(features)
+        return nn.Dense(self.num_classes, name="head_out")(nn.relu(h))
+
+
+class DualEncoderClassifier(EncoderClassifier):
+    """Two documents -> logits [B, num_classes]: LRA Retrieval's two-tower matcher.
+
+    One encoder (shared weights, no cross-attention) pools each document to u and v; the head
+    (Dense(mlp_dim) -> ReLU -> Dense(num_classes)) reads [u, v, u*v, u-v] (LRA paper App. A.1.3;
+    the Nyströmformer authors' `SCHeadDual` in LRA/code/model_wrapper.py uses this head). The two
+    documents run through the encoder as one batch of 2B rows, so the towers are one set of
+    parameters by construction.
+    """
+
+    @nn.compact
+    def __call__(
+        self, tokens: jax.Array, tokens2: jax.Array, *, deterministic: bool = True
+    ) -> tuple[jax.Array, dict]:
+        if tokens.shape != tokens2.shape:
+            raise ValueError(
+                f"the two documents must share a shape; got {tokens.shape}, {tokens2.shape}"
+            )
+        pooled = self.encode(
+            jnp.concatenate([tokens, tokens2], axis=0), deterministic=deterministic
+        )
+        u, v = jnp.split(pooled, 2, axis=0)  # [B, D] each
+        return self.head(jnp.concatenate([u, v, u * v, u - v], axis=-1)), {}

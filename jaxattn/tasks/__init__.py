@@ -5,10 +5,11 @@ from __future__ import annotations
 import types
 
 from jaxattn import errors
-from jaxattn.tasks import classification
+from jaxattn.tasks import classification, matching
 
 TASKS: dict[str, types.ModuleType] = {
     "classification": classification,
+    "matching": matching,
 }
 
 

@@ -184,10 +184,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # --- sharded init: shapes first, then init straight into the shardings
     rng = jax.random.PRNGKey(train_cfg.seed)
     init_rng, train_rng = jax.random.split(rng)
-    dummy = {
-        "inputs": jnp.zeros((divisor, seq_len), jnp.int32),
-        "targets": jnp.zeros((divisor,), jnp.int32),
-    }
+    dummy = pipeline.template_batch(open_split("train"), batch_size=divisor, seq_len=seq_len)
 
     def init_boxed(rng):
         variables = dict(
@@ -366,8 +363,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "devices": f"{jax.device_count()} x {jax.devices()[0].platform}",
     }
     if is_chief:
-        with open(os.path.join(workdir, "results.json"), "w") as f:
+        # Written whole or not at all: a sweep treats a readable results.json as "done".
+        path = os.path.join(workdir, "results.json")
+        with open(path + ".tmp", "w") as f:
             json.dump(results, f, indent=2)
+        os.replace(path + ".tmp", path)
     logging.info(
         "test accuracy %.4f (best-validation checkpoint, step %d); last checkpoint %.4f; majority class %.4f",
         results["test_accuracy"],

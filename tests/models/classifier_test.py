@@ -85,3 +85,32 @@ def test_unknown_model_and_field_raise():
         build(num_layerz=3)
     with pytest.raises(errors.UnsupportedFeatureError, match="nystrom"):
         build("nystrom", causal=True)
+
+
+def test_mean_over_length_is_the_masked_sum_over_the_padded_length():
+    from jaxattn.models import classifier
+
+    x = jnp.arange(2 * 4 * 3, dtype=jnp.float32).reshape(2, 4, 3)
+    mask = jnp.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    got = classifier.POOLING["mean_over_length"](x, mask)
+    np.testing.assert_allclose(got[0], (x[0, 0] + x[0, 1]) / 4)
+    np.testing.assert_allclose(got[1], x[1].mean(axis=0))
+    np.testing.assert_allclose(classifier.POOLING["mean"](x, mask)[0], (x[0, 0] + x[0, 1]) / 2)
+
+
+def test_dual_encoder_shares_one_encoder_and_reads_both_documents():
+    cfg = dict(name="dual_encoder_classifier", pooling="mean")
+    model = build("softmax", **cfg)
+    a, b = tokens(seed=0), tokens(seed=1)
+    params = model.init(jax.random.PRNGKey(0), a, b)
+    single = build("softmax", pooling="mean").init(jax.random.PRNGKey(0), a)
+    # One encoder: the same parameter tree as the single-document classifier, except the head's
+    # input width (4 x emb_dim: [u, v, u*v, u-v]).
+    assert set(params["params"]) == set(single["params"])
+    assert params["params"]["head_hidden"]["kernel"].shape[0] == 4 * 16
+    ab, _ = model.apply(params, a, b)
+    ba, _ = model.apply(params, b, a)
+    aa, _ = model.apply(params, a, a)
+    assert ab.shape == (3, 10)
+    assert not np.allclose(ab, ba)  # u - v makes the order matter
+    assert not np.allclose(ab, aa)  # the second document is read
