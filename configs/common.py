@@ -12,7 +12,17 @@ from ml_collections import config_dict
 from jaxattn import attention, errors
 
 # Arguments every attention function takes (STYLE.md §2); the rest are hyper-parameters or tensors.
-COMMON_ARGS = {"is_causal", "kv_mask", "q_segment_ids", "kv_segment_ids", "bias", "scale"}
+# The dropout rate comes from the model config (attention_dropout_rate), its rng from the layer.
+COMMON_ARGS = {
+    "is_causal",
+    "kv_mask",
+    "q_segment_ids",
+    "kv_segment_ids",
+    "bias",
+    "scale",
+    "dropout_rate",
+    "dropout_rng",
+}
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> config_dict.ConfigDict:

@@ -46,6 +46,7 @@ KIND_COLUMNS: dict[str, Callable[[str, core.AttentionSpec], str]] = {
     "bias": lambda kind, spec: _yes(spec.bias),
     "GQA": lambda kind, spec: _yes(spec.gqa),
     "decoding": lambda kind, spec: _yes(spec.decoding),
+    "dropout": lambda kind, spec: _yes(spec.dropout),
     "complexity": lambda kind, spec: spec.complexity or "?",
 }
 
@@ -97,6 +98,12 @@ def render(registry: Registry | None = None) -> str:
     """The Markdown between the README markers (without the markers)."""
     registry = attention.REGISTRY if registry is None else registry
     lines = [NOTE, "", *kinds_table(registry), ""]
+    lines += [
+        "`dropout`: attention-probability dropout (`model.attention_dropout_rate`, applied in",
+        "training only); a kind without it raises for a rate > 0. `nystrom` forms softmax",
+        "kernels but, like its authors' code, drops none of them.",
+        "",
+    ]
     lines += [
         "Positional schemes: `model.positional` adds absolute positions to the embeddings;",
         "`model.relative` applies a scheme inside every attention layer (rotary: rotates query and",

@@ -43,15 +43,15 @@ def test_any_kind_renders_and_scheme_compatibility_follows_capabilities():
         return query
 
     registry = {
-        "dense": core.AttentionSpec(fn, causal=True, bias=True, complexity="O(T·S)"),
+        "dense": core.AttentionSpec(fn, causal=True, bias=True, dropout=True, complexity="O(T·S)"),
         "linear": core.AttentionSpec(fn, decoding=True, complexity="O(T | S)"),
         "mixer": core.AttentionSpec(fn, family="mixer"),  # no complexity declared
     }
     rendered = table.render(registry)
     lines = rendered.splitlines()
-    assert "| `dense` | attention | yes | yes | no | yes | no | no | O(T·S) |" in lines
-    assert "| `linear` | attention | no | yes | no | no | no | yes | O(T \\| S) |" in lines
-    assert "| `mixer` | mixer | no | yes | no | no | no | no | ? |" in lines
+    assert "| `dense` | attention | yes | yes | no | yes | no | no | yes | O(T·S) |" in lines
+    assert "| `linear` | attention | no | yes | no | no | no | yes | no | O(T \\| S) |" in lines
+    assert "| `mixer` | mixer | no | yes | no | no | no | no | no | ? |" in lines
     assert "| `learned` | `positional` | absolute | all kinds |" in lines
     assert "| `rope` | `relative` | rotary | all kinds except `mixer` |" in lines
     assert "| `alibi` | `relative` | bias | `dense` |" in lines

@@ -36,8 +36,10 @@ REGISTRY: dict[str, AttentionSpec] = {
         packing=True,
         bias=True,
         gqa=True,
+        dropout=True,
         complexity="O(T·S·H) time, O(T·S) memory",
     ),
+    # No dropout: the Nyströmformer authors' code drops none of its softmax kernels F, A, B.
     "nystrom": AttentionSpec(
         nystrom.nystrom_attention,
         causal=False,
@@ -47,6 +49,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         params=nystrom.param_specs,
     ),
     # jax.nn.dot_product_attention: XLA's fused attention, or cuDNN's with implementation='cudnn'.
+    # That API has no dropout: with a rate > 0 it runs `softmax` ('cudnn' raises when traced).
     "softmax_xla": AttentionSpec(
         kernels.xla_softmax_attention,
         causal=True,
@@ -54,6 +57,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         bias=True,
         gqa=True,
         cross=True,
+        dropout=True,
         complexity="O(T·S·H) time, O(T·S) memory on XLA (cuDNN: O((T+S)·H))",
     ),
     "softmax_chunked": AttentionSpec(
@@ -63,6 +67,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         bias=True,
         gqa=True,
         cross=True,
+        dropout=True,
         complexity="O(T·S·H) time, O((T+S)·H) memory",
     ),
     "synthesizer": AttentionSpec(
@@ -72,6 +77,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         bias=True,
         gqa=True,
         cross=True,
+        dropout=True,
         complexity="O(T·S·H) time, O(T·S) memory; O(T_max·S_max) parameters per head",
         params=synthesizer.param_specs,
     ),
@@ -81,6 +87,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         packing=False,
         gqa=True,
         cross=False,
+        dropout=True,
         complexity="O(T·b·H + (T/b)²·(H + iterations)) time, O(T·b + (T/b)²) memory",
         params=sinkhorn.param_specs,
     ),
@@ -91,6 +98,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         packing=False,
         gqa=True,
         cross=False,
+        dropout=True,
         complexity="O(n·T·(log T + W·H)) time, O(n·T·W) memory (n hash rounds, chunk W)",
         needs_rng=True,
     ),
@@ -102,6 +110,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         packing=False,
         gqa=True,
         cross=True,
+        dropout=True,
         complexity="O((T+S)·C·H + C·w²·H) time (T^1.5 for C = sqrt(T)), O((T+S)·C + C·w²) memory",
         state=routing.state_specs,
     ),
@@ -124,17 +133,21 @@ REGISTRY: dict[str, AttentionSpec] = {
         packing=True,
         gqa=True,
         cross=False,
+        dropout=True,
         complexity="O(T·w·H) time, O(T·w) memory (w = window or block size)",
     ),
     # BigBird / Longformer / Sparse Transformer block layouts. Causal only for the layouts in
-    # block_sparse.CAUSAL_LAYOUTS: 'bigbird' with is_causal raises when traced.
+    # block_sparse.CAUSAL_LAYOUTS: 'bigbird' with is_causal raises when traced. BigBird's random
+    # blocks are drawn from the layer's rng (needs_rng).
     "block_sparse": AttentionSpec(
         block_sparse.block_sparse_attention,
         causal=True,
         packing=False,
         gqa=True,
         cross=False,
+        dropout=True,
         complexity="O(T·A·b·H + g·b·T·H) time, O(T·A·b) memory (A active blocks per row)",
+        needs_rng=True,  # BigBird's random blocks; the fixed layouts ignore the rng
     ),
     # Learned length projections E, F: no causal form, no packing; key padding is the standard
     # approximation (padded rows zeroed before projecting; see linformer_attention).
@@ -143,6 +156,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         causal=False,
         packing=False,
         gqa=True,
+        dropout=True,
         complexity="O((T+S)·k·H) time, O(T·k) memory (k = num_projections)",
         params=linformer.param_specs,
     ),
@@ -191,6 +205,13 @@ def kinds_supporting(feature: str) -> list[str]:
     return [kind for kind, spec in REGISTRY.items() if spec.supports(feature)]
 
 
+def check_supports(kind: str, feature: str, detail: str = "=True") -> None:
+    """Raises UnsupportedFeatureError (naming the kind, the flag and the kinds that have it) when
+    `kind` does not declare `feature` (one of core.FEATURES)."""
+    if not get_spec(kind).supports(feature):
+        raise core.unsupported(kind, f"{feature}{detail}", kinds_supporting(feature))
+
+
 def get_spec(kind: str) -> AttentionSpec:
     kind = resolve_kind(kind)
     if kind not in REGISTRY:
@@ -210,6 +231,7 @@ def get_attention_fn(
     bias: bool = False,
     gqa: bool = False,
     cross: bool = False,
+    dropout: bool = False,
 ) -> BoundAttention:
     """Returns the configured kind with its hyper-parameters bound, after checking capabilities.
 
@@ -217,8 +239,9 @@ def get_attention_fn(
       cfg: `kind` plus one sub-dict of hyper-parameters per kind (configs/common.py
         `attention_config`); only `cfg[cfg.kind]` is used. kind "exact" resolves to
         `DEFAULT_EXACT[platform]` (`resolve_kind`) and binds that kind's hyper-parameters.
-      is_causal, kv_mask, segment_ids, bias, gqa, cross: what the model will ask of it. A kind
-        that cannot honour one raises `UnsupportedFeatureError` naming the kind and the flag.
+      is_causal, kv_mask, segment_ids, bias, gqa, cross, dropout: what the model will ask of it
+        (dropout: an attention-probability dropout rate > 0). A kind that cannot honour one
+        raises `UnsupportedFeatureError` naming the kind and the flag.
     """
     kind = resolve_kind(cfg["kind"])
     spec = get_spec(kind)
@@ -229,10 +252,11 @@ def get_attention_fn(
         "bias": bias,
         "gqa": gqa,
         "cross": cross,
+        "dropout": dropout,
     }
     for feature, needed in needs.items():
-        if needed and not spec.supports(feature):
-            raise core.unsupported(kind, f"{feature}=True", kinds_supporting(feature))
+        if needed:
+            check_supports(kind, feature)
     hparams = dict(cfg.get(kind) or {})
     core.check_hparams(kind, hparams, spec.fn)
     return BoundAttention(kind=kind, spec=spec, hparams=tuple(sorted(hparams.items())))

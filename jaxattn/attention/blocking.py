@@ -21,6 +21,7 @@ class Blocking(NamedTuple):
     num_kv_heads: int  # K
     group: int  # G = N // K
     split_diagonal: bool = False  # causal with BQ = m·BK, m >= 2 (see diagonal_rows)
+    dropout_rate: float = 0.0  # attention-probability dropout (masks drawn per block)
 
 
 def pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:

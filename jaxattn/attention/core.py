@@ -6,6 +6,13 @@ N query heads, K key/value heads, G = N // K, H head dim, D model dim, m landmar
 Masks are factorized (STYLE.md §2): a causal flag, a key padding mask `kv_mask` [B, S] (True =
 real token), and segment ids [B, T] / [B, S] for packed sequences (0 = padding). Causal masking
 is top-left aligned: query t sees keys s <= t.
+
+Attention-probability dropout is part of the contract too: every kind takes `dropout_rate`
+(a Python float in [0, 1)) and `dropout_rng`. A kind that forms attention probabilities drops
+each with probability `dropout_rate` and scales the kept ones by 1 / (1 - dropout_rate)
+(inverted dropout; `apply_dropout`), drawing its keep mask from `dropout_rng` only, so the same
+rng gives the same output. A kind that forms none (linear, Performer, FNet), or whose reference
+code drops none (Nyström), raises `UnsupportedFeatureError` for a rate > 0 (`reject_dropout`).
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ from jaxattn import errors
 # A finite stand-in for -inf: a fully masked row stays finite (no NaN from inf - inf).
 MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
 
+# The dropout arguments of the common signature: the layer passes them, never the config.
+DROPOUT_ARGS = frozenset({"dropout_rate", "dropout_rng"})
+
 # The flags a model can require of an attention kind, with the capability that covers each.
-FEATURES = ("is_causal", "kv_mask", "segment_ids", "bias", "gqa", "cross")
+FEATURES = ("is_causal", "kv_mask", "segment_ids", "bias", "gqa", "cross", "dropout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +56,12 @@ class AttentionSpec:
 
     Attributes:
       fn: the pure function, `fn(query, key, value, *, is_causal, kv_mask, q_segment_ids,
-        kv_segment_ids, bias, scale, **hyper_params, **param_tensors) -> [B, T, N, H]`.
+        kv_segment_ids, bias, scale, dropout_rate, dropout_rng, **hyper_params,
+        **param_tensors) -> [B, T, N, H]`.
       family: 'attention' (query/key/value) or 'mixer' (x -> y token mixers).
       causal, padding, packing, bias, gqa, cross, decoding: declared capabilities.
+      dropout: whether the kind applies attention-probability dropout (`dropout_rate` > 0 with a
+        `dropout_rng`); a kind without it raises for a rate > 0.
       complexity: time / memory in shape letters, for the capability table.
       params: optional `params(hparams, num_heads, num_kv_heads, head_dim, kv_length)` returning
         {name: ParamSpec} for tensors the layer must create and pass in (e.g. a conv kernel).
@@ -69,6 +82,7 @@ class AttentionSpec:
     gqa: bool = False
     cross: bool = True
     decoding: bool = False
+    dropout: bool = False
     complexity: str = ""
     params: Callable[..., dict[str, ParamSpec]] | None = None
     needs_rng: bool = False
@@ -82,6 +96,7 @@ class AttentionSpec:
             "bias": self.bias,
             "gqa": self.gqa,
             "cross": self.cross,
+            "dropout": self.dropout,
         }[feature]
 
 
@@ -220,6 +235,52 @@ def make_keep_mask(
     return mask
 
 
+def check_dropout(kind: str, dropout_rate: float, dropout_rng: jax.Array | None) -> bool:
+    """Validates the dropout arguments; True when dropout applies (dropout_rate > 0).
+
+    The rate must be a static Python number (it decides whether a mask is drawn at all).
+    """
+    try:
+        rate = float(dropout_rate)
+    except TypeError as e:  # a traced rate (ConcretizationTypeError is a TypeError)
+        raise TypeError(f"{kind}: dropout_rate must be a Python float, not a traced value") from e
+    if not 0.0 <= rate < 1.0:
+        raise errors.ConfigError(f"{kind}: dropout_rate must be in [0, 1); got {dropout_rate!r}")
+    if rate > 0 and dropout_rng is None:
+        raise ValueError(
+            f"{kind}: dropout_rate={dropout_rate} needs dropout_rng (the layer passes one from "
+            "its 'dropout' rng stream when not deterministic)"
+        )
+    return rate > 0
+
+
+def reject_dropout(kind: str, dropout_rate: float, why: str) -> None:
+    """For kinds that form no attention probabilities: a rate > 0 raises, naming kind and flag."""
+    if dropout_rate:
+        raise unsupported(kind, f"dropout (dropout_rate={dropout_rate}): {why}")
+
+
+def dropout_keep(rng: jax.Array, dropout_rate: float, shape: tuple[int, ...]) -> jax.Array:
+    """The keep mask of attention-probability dropout: bool `shape`, True with 1 - dropout_rate.
+
+    A pure function of (rng, shape): a kind that draws its mask here, with a shape its docstring
+    names, can be reproduced exactly by a test.
+    """
+    return jax.random.bernoulli(rng, 1.0 - dropout_rate, shape)
+
+
+def apply_dropout(probs: jax.Array, keep: jax.Array, dropout_rate: float) -> jax.Array:
+    """Inverted dropout: kept probabilities scaled by 1 / (1 - dropout_rate), the rest 0."""
+    return jnp.where(keep, probs * (1.0 / (1.0 - dropout_rate)), 0.0).astype(probs.dtype)
+
+
+def dropout(probs: jax.Array, dropout_rate: float, dropout_rng: jax.Array | None) -> jax.Array:
+    """`probs` with inverted dropout, the keep mask drawn at probs' full shape; identity at rate 0."""
+    if not dropout_rate:
+        return probs
+    return apply_dropout(probs, dropout_keep(dropout_rng, dropout_rate, probs.shape), dropout_rate)
+
+
 def default_scale(scale: float | None, head_dim: int) -> float:
     return float(head_dim) ** -0.5 if scale is None else scale
 
@@ -231,8 +292,13 @@ def check_hparams(kind: str, hparams: Mapping[str, Any], fn: Callable[..., Any])
     accepted = {
         name
         for name, p in inspect.signature(fn).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in DROPOUT_ARGS
     }
+    if set(hparams) & DROPOUT_ARGS:
+        raise errors.ConfigError(
+            f"attention kind '{kind}': dropout is not a hyper-parameter of the kind; set the "
+            "model's attention_dropout_rate (the layer passes the rate and an rng in training)"
+        )
     unknown = sorted(set(hparams) - accepted)
     if unknown:
         raise errors.ConfigError(

@@ -32,6 +32,8 @@ def fnet_mixing(
     q_segment_ids: jax.Array | None = None,
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     allow_padding_mixing: bool = False,
 ) -> jax.Array:
     """FNet's parameter-free Fourier mixing: the real part of the 2-D DFT over (T, D).
@@ -46,6 +48,8 @@ def fnet_mixing(
         and NOT applied: padded positions are mixed into the real ones, as in FNet on LRA.
       q_segment_ids, kv_segment_ids: unsupported (packing raises): segments would be mixed.
       bias: unsupported (raises): there are no attention logits.
+      dropout_rate, dropout_rng: unsupported: there are no attention probabilities to drop, so
+        a rate > 0 raises UnsupportedFeatureError. Rate 0 is accepted.
       allow_padding_mixing: the explicit opt-in to run on padded batches (see kv_mask).
 
     Returns:
@@ -61,6 +65,7 @@ def fnet_mixing(
         raise core.unsupported(KIND, "q_segment_ids/kv_segment_ids (packing)")
     if bias is not None:
         raise core.unsupported(KIND, "bias")
+    core.reject_dropout(KIND, dropout_rate, "Fourier mixing forms no attention probabilities")
     if x.ndim != 3:
         raise ValueError(f"{KIND}: x must be [B, T, D]; got {x.shape}")
     if kv_mask is not None:

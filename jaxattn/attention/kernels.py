@@ -3,6 +3,10 @@
 `softmax_xla` calls `jax.nn.dot_product_attention`: XLA's fused attention everywhere and, with
 `implementation='cudnn'`, cuDNN's flash attention on NVIDIA GPUs. It is the same math as
 `softmax`; the factorized masks are turned into the dense boolean `mask` that API takes.
+
+`jax.nn.dot_product_attention` has no dropout argument. With `dropout_rate` > 0 this kind
+therefore runs `softmax.softmax_attention` (the same dense math XLA's implementation lowers to,
+O(T·S) memory, with the same dropout mask as `softmax`); `implementation='cudnn'` raises then.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxattn.attention import core
+from jaxattn.attention import core, softmax
 
 KIND = "softmax_xla"
 IMPLEMENTATIONS = (None, "xla", "cudnn")
@@ -27,6 +31,8 @@ def xla_softmax_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     implementation: str | None = None,
 ) -> jax.Array:
     """Exact softmax attention through `jax.nn.dot_product_attention` (JAX's own API).
@@ -41,6 +47,9 @@ def xla_softmax_attention(
       q_segment_ids, kv_segment_ids: [B, T] / [B, S] int, packed sequences.
       bias: additive logits bias broadcastable to [B, N, T, S].
       scale: logits scale, default 1/sqrt(H).
+      dropout_rate, dropout_rng: attention-probability dropout. The API has none, so a rate > 0
+        runs `softmax.softmax_attention` (mask `softmax.dropout_mask`); with
+        implementation='cudnn' it raises UnsupportedFeatureError.
       implementation: None (JAX picks), 'xla', or 'cudnn' (GPU only; it raises elsewhere).
 
     Returns:
@@ -64,6 +73,27 @@ def xla_softmax_attention(
     q_segment_ids, kv_segment_ids = core.resolve_segment_ids(
         KIND, q_segment_ids, kv_segment_ids, T, S
     )
+    if core.check_dropout(KIND, dropout_rate, dropout_rng):
+        if implementation == "cudnn":
+            raise core.unsupported(
+                KIND,
+                f"dropout (dropout_rate={dropout_rate}) with implementation='cudnn': "
+                "jax.nn.dot_product_attention has no dropout; use implementation=None or 'xla', "
+                "or the softmax_chunked kind",
+            )
+        return softmax.softmax_attention(
+            query,
+            key,
+            value,
+            is_causal=is_causal,
+            kv_mask=kv_mask,
+            q_segment_ids=q_segment_ids,
+            kv_segment_ids=kv_segment_ids,
+            bias=bias,
+            scale=scale,
+            dropout_rate=dropout_rate,
+            dropout_rng=dropout_rng,
+        )
     keep = core.make_keep_mask(
         T, S, kv_mask=kv_mask, q_segment_ids=q_segment_ids, kv_segment_ids=kv_segment_ids
     )  # [B|1, 1, T, S] or None; causal goes to the kernel as a flag

@@ -55,6 +55,8 @@ def linear_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     chunk_size: int = 64,
 ) -> jax.Array:
     """Linear attention with φ(x) = elu(x) + 1: O(T·H²) instead of O(T·S·H).
@@ -72,6 +74,8 @@ def linear_attention(
         reversed scan for the keys after t.
       bias: unsupported (there is no T×S logits matrix); raises UnsupportedFeatureError.
       scale: multiplies the queries before φ; None = 1 (the paper has no temperature).
+      dropout_rate, dropout_rng: unsupported: no attention probabilities are formed, so a rate
+        > 0 raises UnsupportedFeatureError. Rate 0 is accepted.
       chunk_size: C, positions per chunk of the causal / packed scan: O(T·C·H) work inside chunks,
         O(T/C) sequential steps; the result does not depend on C.
 
@@ -84,6 +88,7 @@ def linear_attention(
     """
     if bias is not None:
         raise core.unsupported(KIND, "bias")
+    core.reject_dropout(KIND, dropout_rate, "kernelised attention forms no probabilities")
     B, T, S, N, K, H = core.check_inputs(
         KIND,
         query,

@@ -35,6 +35,8 @@ def linformer_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     num_projections: int = DEFAULT_NUM_PROJECTIONS,
     share_kv: bool = False,
     share_heads: bool = False,
@@ -64,6 +66,9 @@ def linformer_attention(
       q_segment_ids, kv_segment_ids: unsupported (packing): the projection mixes segments.
       bias: unsupported (there is no T×S logits matrix).
       scale: logits scale, default 1/sqrt(H).
+      dropout_rate, dropout_rng: attention-probability dropout on the T×k probabilities over
+        the projected keys [B, K, G, T, k] (the paper's fairseq code drops these; the
+        Nyströmformer authors' Linformer applies no attention dropout).
       num_projections: k.
       share_kv: one projection for keys and values (E = F), as in LRA-code and the Nyströmformer
         code; then only proj_key is passed.
@@ -86,6 +91,7 @@ def linformer_attention(
         raise core.unsupported(KIND, "bias")
     B, T, S, N, K, H = core.check_inputs(KIND, query, key, value, kv_mask=kv_mask)
     _check_hparams(num_projections)
+    core.check_dropout(KIND, dropout_rate, dropout_rng)
     if share_kv and proj_value is not None:
         raise ValueError(f"{KIND}: share_kv=True takes proj_key only; got proj_value as well")
     e = _projection(proj_key, "proj_key", num_projections, share_heads, K, S)  # [K, P, S]
@@ -112,6 +118,7 @@ def linformer_attention(
     logits = jnp.einsum("BTKGH,BPKH->BKGTP", q, k_proj, preferred_element_type=f32) * scale
     probs = jax.nn.softmax(jnp.where(keep, logits, core.MASK_VALUE), axis=-1)
     probs = jnp.where(keep, probs, 0.0)  # [B, K, G, T, P]; nothing reachable -> zeros
+    probs = core.dropout(probs, dropout_rate, dropout_rng)
     out = jnp.einsum(
         "BKGTP,BPKH->BTKGH", probs.astype(value.dtype), v_proj, preferred_element_type=f32
     )

@@ -46,6 +46,8 @@ def local_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     mode: str = "sliding",
     window_size: int = 128,
     window_left: int | None = None,
@@ -67,6 +69,8 @@ def local_attention(
         from the start of each segment, so a packed batch equals its segments run one by one.
       bias: unsupported (raises UnsupportedFeatureError).
       scale: logits scale, default 1/sqrt(H).
+      dropout_rate, dropout_rng: attention-probability dropout on the [C, W] probabilities of
+        every tile (`tile_attention`); only the window's slots are ever dropped.
       mode: 'sliding' or 'block'.
       window_size: w, the default of both sides of the sliding window ('sliding' only). With
         w >= T - 1 this is exactly (causal) softmax attention.
@@ -102,6 +106,7 @@ def local_attention(
     if T != S:
         raise core.unsupported(KIND, f"cross-attention (T={T} != S={S}); it is self-attention only")
     q_ids, kv_ids = core.resolve_segment_ids(KIND, q_segment_ids, kv_segment_ids, T, S)
+    core.check_dropout(KIND, dropout_rate, dropout_rng)
     packed = q_ids is not None
     plan = _plan(
         mode, T, window_size, window_left, window_right, block_size, is_causal, packed=packed
@@ -132,25 +137,36 @@ def local_attention(
             k_blk = _tiles_of(_run_positions(kv_ids) // plan.block, Tp, plan)  # [B, U, W]
             keep = keep & (q_blk[:, :, :, None] == k_blk[:, :, None, :])
 
-    out = tile_attention(q, k, v, keep, scale)  # [B, U, C, K, G, H]
+    out = tile_attention(q, k, v, keep, scale, dropout_rate, dropout_rng)  # [B, U, C, K, G, H]
     return out.reshape(B, Tp, N, H)[:, :T].astype(value.dtype)
 
 
 def tile_attention(
-    q: jax.Array, k: jax.Array, v: jax.Array, keep: jax.Array, scale: float
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    keep: jax.Array,
+    scale: float,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
 ) -> jax.Array:
     """Masked softmax attention of each query tile over its own key window, in float32.
 
     Args:
-      q: [B, U, C, K, G, H]; k, v: [B, U, W, K, H]; keep: bool, broadcastable to [B, U, C, W].
+      q: [B, U, C, K, G, H]; k, v: [B, U, W, K, H].
+      keep: bool, broadcastable to [B, U, C, W], or to [B, K, U, C, W] (a pattern per kv head).
+      scale: logits scale.
+      dropout_rate, dropout_rng: attention-probability dropout; the keep mask is
+        `core.dropout_keep(dropout_rng, dropout_rate, (B, K, G, U, C, W))`.
 
     Returns:
       [B, U, C, K, G, H] float32; a query whose W slots are all masked gets zeros.
     """
     logits = jnp.einsum("BUCKGH,BUWKH->BKGUCW", q, k, preferred_element_type=jnp.float32) * scale
-    keep = keep[:, None, None]  # [B|1, 1, 1, U, C, W]
+    keep = keep[:, None, None] if keep.ndim == 4 else keep[:, :, None]  # [B|1, K|1, 1, U, C, W]
     logits = jnp.where(keep, logits, core.MASK_VALUE)
     probs = jnp.where(keep, jax.nn.softmax(logits, axis=-1), 0.0)  # fully masked row -> zeros
+    probs = core.dropout(probs, dropout_rate, dropout_rng)  # [B, K, G, U, C, W]
     return jnp.einsum(
         "BKGUCW,BUWKH->BUCKGH", probs.astype(v.dtype), v, preferred_element_type=jnp.float32
     )

@@ -7,6 +7,13 @@ softmax(Q Kᵀ) V is approximated through m landmarks (segment means of the quer
 with the Moore–Penrose pseudo-inverse pinv(A) computed by an iterative (Newton–Schulz style)
 method, plus an optional depthwise convolution residual on V (kernel 35 in the LRA setup).
 
+Attention dropout: the Nyströmformer authors' code (mlpen/Nystromformer, LRA/code/
+attention_nystrom.py) applies no dropout to F, A or B; its `attention_dropout` setting reaches
+only the softmax baseline (attention.py's SoftmaxAttention). This kind follows that code: it
+declares no dropout, and a `dropout_rate` > 0 raises rather than being ignored. (Which of F, A, B
+to drop is not defined by the paper; A is pseudo-inverted, so dropping it would not even be
+unbiased.)
+
 Einsum letters are the house shape letters (core.py) plus L and M, both of size m: L indexes
 query landmarks Q̃ and M key landmarks K̃. C is a flattened trailing feature axis.
 """
@@ -47,6 +54,8 @@ def nystrom_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     num_landmarks: int = 64,
     pinv_iterations: int = 6,
     pinv_init: str = "corrected",
@@ -75,6 +84,8 @@ def nystrom_attention(
       q_segment_ids, kv_segment_ids: unsupported (packing raises UnsupportedFeatureError).
       bias: unsupported (raises UnsupportedFeatureError).
       scale: logits scale, default 1/sqrt(H).
+      dropout_rate, dropout_rng: unsupported, as in the authors' code (module docstring): a rate
+        > 0 raises UnsupportedFeatureError. Rate 0 is accepted.
       num_landmarks: m.
       pinv_iterations: steps of Z ← ¼ Z (13I − AZ (15I − AZ (7I − AZ))).
       pinv_init: 'corrected': Z₀ = Aᵀ / (max row-abs-sum · max col-abs-sum); 'original':
@@ -114,6 +125,12 @@ def nystrom_attention(
     if bias is not None:
         raise core.unsupported(KIND, "bias")
     B, T, S, N, K, H = core.check_inputs(KIND, query, key, value, kv_mask=kv_mask)
+    core.reject_dropout(
+        KIND,
+        dropout_rate,
+        "the Nyströmformer authors' code drops none of its softmax kernels F, A, B; set the "
+        "model's attention_dropout_rate to 0",
+    )
     _check_hparams(num_landmarks, pinv_iterations, pinv_init)
     use_conv = conv_kernel_size is not None or conv_kernel is not None
     if use_conv:

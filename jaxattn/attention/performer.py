@@ -40,6 +40,8 @@ def performer_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     num_features: int = 256,
     kernel: str = "softmax",
     chunk_size: int = 64,
@@ -67,6 +69,8 @@ def performer_attention(
       q_segment_ids, kv_segment_ids: packing (T == S, each segment one contiguous run).
       bias: unsupported (no T×S logits); raises UnsupportedFeatureError.
       scale: logits scale, default 1/sqrt(H); q and k are each multiplied by √scale (H^(−1/4)).
+      dropout_rate, dropout_rng: unsupported: no attention probabilities are formed, so a rate
+        > 0 raises UnsupportedFeatureError. Rate 0 is accepted.
       num_features: r.
       kernel: 'softmax' (positive random features, unbiased for exp(q·k·scale)) or 'relu'.
       chunk_size: C of the causal / packed scan; the result does not depend on it.
@@ -81,6 +85,7 @@ def performer_attention(
     """
     if bias is not None:
         raise core.unsupported(KIND, "bias")
+    core.reject_dropout(KIND, dropout_rate, "random-feature attention forms no probabilities")
     B, T, S, N, K, H = core.check_inputs(
         KIND,
         query,

@@ -40,6 +40,8 @@ def reformer_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     num_hashes: int = 1,
     num_buckets: int = 32,
     chunk_size: int = 64,
@@ -72,6 +74,9 @@ def reformer_attention(
       q_segment_ids, kv_segment_ids: unsupported (packing raises UnsupportedFeatureError).
       bias: unsupported (raises).
       scale: logits scale, default 1/sqrt(H); logits are scale · q_i · q_j / |q_j|.
+      dropout_rate, dropout_rng: attention-probability dropout on each round's chunk
+        probabilities [B, N, R, C, W, 2W] (as trax's LSH attention drops its chunk weights);
+        the rounds are still combined with the undropped logsumexps.
       num_hashes: hash rounds (LRA-code: 1; the Nyströmformer paper's LRA runs: 2).
       num_buckets: 1 or an even number of buckets per round.
       chunk_size: sorted positions per chunk (LRA-code: 10).
@@ -110,6 +115,7 @@ def reformer_attention(
             KIND, f"cross-attention (T={T} != S={S}): shared-QK LSH uses the queries as keys"
         )
     _check_hparams(num_hashes, num_buckets, chunk_size)
+    core.check_dropout(KIND, dropout_rate, dropout_rng)
     if num_buckets > 1 and rng is None:
         raise ValueError(f"{KIND}: num_buckets={num_buckets} needs rng= for the random rotations")
     G = N // K
@@ -164,6 +170,7 @@ def reformer_attention(
     logits = jnp.where(keep, logits, core.MASK_VALUE)
     lse = jax.nn.logsumexp(logits, axis=-1)  # [B, N, R, C, W]
     probs = jnp.where(keep, jnp.exp(logits - lse[..., None]), 0.0)  # [B, N, R, C, W, V]
+    probs = core.dropout(probs, dropout_rate, dropout_rng)
     out_s = jnp.einsum(
         "BNRCWV,BNRCVH->BNRCWH", probs.astype(value.dtype), v_win, preferred_element_type=f32
     )

@@ -37,6 +37,8 @@ def routing_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     num_clusters: int = 16,
     window: int | None = None,
     ema_decay: float = 0.999,
@@ -75,6 +77,8 @@ def routing_attention(
       q_segment_ids, kv_segment_ids: unsupported (packing raises UnsupportedFeatureError).
       bias: unsupported (raises).
       scale: logits scale, default 1/sqrt(H) (applied to RMS-normalised q, k; see step 4).
+      dropout_rate, dropout_rng: attention-probability dropout on the in-cluster probabilities
+        [B, K, C, G·w_q, w_k] (routing and the centroid update are unaffected).
       num_clusters: number of centroids C (the paper: about sqrt(T)).
       window: members kept per cluster, for queries and for keys (each capped at T resp. S);
         None = ceil(T / C) for queries and ceil(S / C) for keys.
@@ -110,6 +114,7 @@ def routing_attention(
         raise core.unsupported(KIND, "q_segment_ids/kv_segment_ids (packing)")
     B, T, S, N, K, H = core.check_inputs(KIND, query, key, value, kv_mask=kv_mask)
     _check_hparams(num_clusters, window, ema_decay)
+    core.check_dropout(KIND, dropout_rate, dropout_rng)
     C = num_clusters
     if centroids is None:
         raise ValueError(
@@ -155,6 +160,7 @@ def routing_attention(
         keep = keep & (k_idx[:, :, :, None, :] <= q_pos[..., None])  # positions s <= t
     probs = jax.nn.softmax(jnp.where(keep, logits, core.MASK_VALUE), axis=-1)
     probs = jnp.where(keep, probs, 0.0)  # a row with no visible key gives zeros
+    probs = core.dropout(probs, dropout_rate, dropout_rng)
     out_c = jnp.einsum(
         "BKCQJ,BKCJH->BKCQH", probs.astype(value.dtype), vc, preferred_element_type=f32
     )

@@ -40,6 +40,8 @@ def sinkhorn_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     block_size: int = 50,
     sinkhorn_iterations: int = 5,
     temperature: float = 0.75,
@@ -67,6 +69,8 @@ def sinkhorn_attention(
       q_segment_ids, kv_segment_ids: unsupported (packing raises): blocks would mix segments.
       bias: unsupported (raises).
       scale: logits scale, default 1/sqrt(H).
+      dropout_rate, dropout_rng: attention-probability dropout on the one softmax over own +
+        sorted keys, [B, n, K, G, b, 2b] (the sorting network's P is not dropped).
       block_size: b (LRA default 50).
       sinkhorn_iterations: rounds of row-then-column normalisation (0: exp(R / temperature)).
       temperature: τ > 0; P = Sinkhorn(R / τ), lower is closer to a hard permutation.
@@ -97,6 +101,7 @@ def sinkhorn_attention(
     if T != S:
         raise core.unsupported(KIND, f"cross-attention (T={T} != S={S})")
     _check_hparams(block_size, sinkhorn_iterations, temperature)
+    core.check_dropout(KIND, dropout_rate, dropout_rng)
     b = block_size
     n = -(-S // b)  # number of blocks
     _check_sort(sort_kernel, sort_bias, K=K, H=H, n=n)
@@ -142,7 +147,8 @@ def sinkhorn_attention(
         jnp.einsum("BIQKGH,BICKH->BIKGQC", q, keys, preferred_element_type=f32) * scale
     )  # [B, n, K, G, b, 2b]
     logits = jnp.where(keep[:, :, :, None, None, :], logits, core.MASK_VALUE)
-    probs = jax.nn.softmax(logits, axis=-1).astype(value.dtype)
+    probs = jax.nn.softmax(logits, axis=-1)
+    probs = core.dropout(probs, dropout_rate, dropout_rng).astype(value.dtype)
     out = jnp.einsum(
         "BIKGQC,BICKH->BIQKGH", probs, values, preferred_element_type=f32
     )  # [B, n, b, K, G, H]

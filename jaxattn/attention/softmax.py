@@ -19,6 +19,8 @@ def softmax_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
 ) -> jax.Array:
     """softmax(Q Kᵀ · scale + bias + mask) V (Vaswani et al. 2017, arXiv:1706.03762).
 
@@ -31,6 +33,10 @@ def softmax_attention(
         segment only; kv ids default to the query ids.
       bias: additive logits bias broadcastable to [B, N, T, S] (relative positions, ALiBi).
       scale: logits scale, default 1/sqrt(H).
+      dropout_rate: attention-probability dropout (a Python float in [0, 1)); kept
+        probabilities are scaled by 1 / (1 - dropout_rate).
+      dropout_rng: PRNG key of the dropout mask, required when dropout_rate > 0. The keep mask is
+        `core.dropout_keep(dropout_rng, dropout_rate, (B, N, T, S))` (`dropout_mask`).
 
     Returns:
       [B, T, N, H] in value.dtype. A query row whose keys are all masked returns zeros.
@@ -49,6 +55,7 @@ def softmax_attention(
     q_segment_ids, kv_segment_ids = core.resolve_segment_ids(
         "softmax", q_segment_ids, kv_segment_ids, T, S
     )
+    use_dropout = core.check_dropout("softmax", dropout_rate, dropout_rng)
     G = N // K
     scale = core.default_scale(scale, H)
 
@@ -72,10 +79,18 @@ def softmax_attention(
         probs = jnp.where(
             keep, probs, 0.0
         )  # a fully masked row becomes zeros, not a uniform average
+    if use_dropout:
+        kept = dropout_mask(dropout_rng, dropout_rate, B, N, T, S).reshape(B, K, G, T, S)
+        probs = core.apply_dropout(probs, kept, dropout_rate)
     out = jnp.einsum(
         "BKGTS,BSKH->BTKGH", probs.astype(value.dtype), value, preferred_element_type=jnp.float32
     )
     return out.reshape(B, T, N, H).astype(value.dtype)
+
+
+def dropout_mask(rng: jax.Array, dropout_rate: float, B: int, N: int, T: int, S: int) -> jax.Array:
+    """The keep mask [B, N, T, S] `softmax_attention` draws (query head n = k·G + g)."""
+    return core.dropout_keep(rng, dropout_rate, (B, N, T, S))
 
 
 def _group_heads(bias: jax.Array, K: int, G: int) -> jax.Array:

@@ -34,6 +34,16 @@ helpers and the causal block ranges live in `blocking`. Keys are padded to at le
 length so every diagonal block exists. At T=2048 (B1 N8 H64, fp32, 2 cores) this cut causal
 fwd+bwd from 118-120 ms to 108-112 ms (fastest of 15 calls, three interleaved process pairs);
 T=4096: 425 to 412-413 ms.
+
+Dropout (`dropout_rate` > 0): the keep mask of block (i, j) is drawn from a counter-based key,
+`bernoulli(fold_in(fold_in(dropout_rng, i), j), 1 - rate, [Z, R, C])` (`block_dropout_keep`),
+always at the full block shape and then cut like the block (rows from row_start on the causal
+diagonal, transposed in the backward), so the forward and the backward draw identical masks
+and no T×S mask is ever stored. The forward accumulates the normaliser from the undropped p and
+the output from the dropped, rescaled p; the backward (FlashAttention's dropout backward) uses
+the dropped p for dV, drops dP with the same mask, and keeps delta = rowsum(dO ⊙ O), which
+already equals rowsum(dP ⊙ P) for the dropped output O. `dropout_keep_dense` assembles the same
+masks as one [B, N, T, S] array for tests.
 """
 
 from __future__ import annotations
@@ -48,7 +58,8 @@ from jaxattn.attention.blocking import Blocking
 
 KIND = "softmax_chunked"
 
-Masks = dict[str, jax.Array]  # 'kv_keep' [nK, B, C] bool; 'q_ids' [nQ, B, BQ]; 'kv_ids' [nK, B, C]
+# 'kv_keep' [nK, B, C] bool; 'q_ids' [nQ, B, BQ]; 'kv_ids' [nK, B, C]; 'dropout_rng' (a key)
+Masks = dict[str, jax.Array]
 
 
 def softmax_chunked_attention(
@@ -62,6 +73,8 @@ def softmax_chunked_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     block_q: int = 512,
     block_k: int = 256,
 ) -> jax.Array:
@@ -84,6 +97,10 @@ def softmax_chunked_attention(
       bias: additive logits bias broadcastable to [B, N, T, S] (each axis 1 or full), sliced per
         block; its gradient is computed too (summed over the broadcast axes).
       scale: logits scale, default 1/sqrt(H).
+      dropout_rate: attention-probability dropout (a Python float in [0, 1)); kept
+        probabilities are scaled by 1 / (1 - dropout_rate).
+      dropout_rng: PRNG key of the dropout masks (required when dropout_rate > 0): block (i, j)
+        uses `block_dropout_keep` (module docstring); the masks depend on block_q and block_k.
       block_q: query rows per block (BQ); clamped to T. T need not be a multiple: the queries
         are padded internally and the padded rows dropped.
       block_k: keys per block (BK); clamped to S. S need not be a multiple: padded keys are
@@ -110,14 +127,9 @@ def softmax_chunked_attention(
     q_segment_ids, kv_segment_ids = core.resolve_segment_ids(
         KIND, q_segment_ids, kv_segment_ids, T, S
     )
-    if block_q < 1 or block_k < 1:
-        raise ValueError(f"{KIND}: block_q and block_k must be >= 1; got {block_q}, {block_k}")
-    BQ, BK = min(block_q, T), min(block_k, S)
-    Tp, Sp = -(-T // BQ) * BQ, -(-S // BK) * BK  # padded lengths
-    split = is_causal and BQ > BK and BQ % BK == 0
-    if split:  # every query block i has its m = BQ/BK diagonal key blocks m·i + u (masked)
-        Sp = max(Sp, Tp)
-    cfg = Blocking(is_causal, BQ, BK, K, N // K, split)
+    use_dropout = core.check_dropout(KIND, dropout_rate, dropout_rng)
+    cfg, Tp, Sp = _blocking(T, S, N, K, is_causal, block_q, block_k, float(dropout_rate))
+    BQ, BK = cfg.block_q, cfg.block_k
 
     # The scale goes into the queries once (O(T·H)), not into every block of logits (O(T·S)).
     scaled = (query.astype(jnp.float32) * core.default_scale(scale, H)).astype(query.dtype)
@@ -135,9 +147,63 @@ def softmax_chunked_attention(
         masks["kv_ids"] = blocking.mask_blocks(pad(kv_segment_ids, 1, Sp), BK)  # [nK, B, C]
     if bias is not None:
         bias = _pad_bias(jnp.asarray(bias, jnp.float32), (B, N, T, S), Tp, Sp)  # [b, n, t, s]
+    if use_dropout:
+        masks["dropout_rng"] = dropout_rng
 
     out = _attend(cfg, q, k, v, bias, masks)  # [nQ, Z, R, H]
     return blocking.unblock_queries(out, cfg, B)[:, :T].astype(value.dtype)
+
+
+def _blocking(
+    T: int, S: int, N: int, K: int, is_causal: bool, block_q: int, block_k: int, rate: float
+) -> tuple[Blocking, int, int]:
+    """The block layout and the padded lengths (Tp, Sp)."""
+    if block_q < 1 or block_k < 1:
+        raise ValueError(f"{KIND}: block_q and block_k must be >= 1; got {block_q}, {block_k}")
+    BQ, BK = min(block_q, T), min(block_k, S)
+    Tp, Sp = -(-T // BQ) * BQ, -(-S // BK) * BK  # padded lengths
+    split = is_causal and BQ > BK and BQ % BK == 0
+    if split:  # every query block i has its m = BQ/BK diagonal key blocks m·i + u (masked)
+        Sp = max(Sp, Tp)
+    return Blocking(is_causal, BQ, BK, K, N // K, split, rate), Tp, Sp
+
+
+def block_dropout_keep(cfg: Blocking, rng: jax.Array, i: jax.Array, j: jax.Array, Z: int):
+    """The dropout keep mask of block (i, j), [Z, R, C] bool (R = G·BQ, all rows of the block):
+    drawn from fold_in(fold_in(rng, i), j), so forward and backward regenerate the same mask."""
+    key = jax.random.fold_in(jax.random.fold_in(rng, i), j)
+    return core.dropout_keep(key, cfg.dropout_rate, (Z, cfg.group * cfg.block_q, cfg.block_k))
+
+
+def dropout_keep_dense(
+    rng: jax.Array,
+    dropout_rate: float,
+    *,
+    B: int,
+    T: int,
+    S: int,
+    N: int,
+    K: int,
+    is_causal: bool = False,
+    block_q: int = 512,
+    block_k: int = 256,
+) -> jax.Array:
+    """The dropout keep masks `softmax_chunked_attention` draws, as one [B, N, T, S] array.
+
+    For tests and analysis (O(T·S) memory): the same `block_dropout_keep` per block, placed at
+    rows i·BQ and columns j·BK, cut to the unpadded [T, S].
+    """
+    cfg, Tp, Sp = _blocking(T, S, N, K, is_causal, block_q, block_k, float(dropout_rate))
+    BQ, BK, G = cfg.block_q, cfg.block_k, cfg.group
+    rows = [
+        jnp.concatenate(
+            [block_dropout_keep(cfg, rng, i, j, B * K) for j in range(Sp // BK)], axis=2
+        )  # [Z, R, Sp]
+        for i in range(Tp // BQ)
+    ]
+    keep = jnp.stack(rows).reshape(Tp // BQ, B, K, G, BQ, Sp)
+    keep = keep.transpose(1, 2, 3, 0, 4, 5).reshape(B, N, Tp, Sp)  # head k·G + g, row i·BQ + t
+    return keep[:, :, :T, :S]
 
 
 # ----------------------------------------------------------------------------- one block
@@ -267,7 +333,12 @@ def _forward(
             m_new = jnp.maximum(m, s.max(axis=-1))
             p = jnp.exp(s - m_new[..., None])
             alpha = jnp.exp(m - m_new)
-            norm = alpha * norm + p.sum(axis=-1)
+            norm = alpha * norm + p.sum(axis=-1)  # the normaliser sums the undropped p
+            if cfg.dropout_rate:
+                kept = block_dropout_keep(cfg, masks["dropout_rng"], i, j, Z)  # [Z, R, C]
+                p = core.apply_dropout(
+                    p, blocking.rows_from(kept, cfg, row_start), cfg.dropout_rate
+                )
             pv = jnp.einsum(
                 "ZRC,ZCH->ZRH", p.astype(v.dtype), v[j], preferred_element_type=jnp.float32
             )
@@ -343,10 +414,17 @@ def _attend_bwd(cfg: Blocking, residuals, d_out: jax.Array):
                 cfg, q_i, k_j, bias, masks, i, j, causal_mask, transposed=True, row_start=row_start
             )
             p_t = jnp.exp(s_t - lse_i[:, None, :])  # masked: exactly 0 (lse is real or +inf)
+            dropped_t = p_t  # what multiplied V in the forward
+            if cfg.dropout_rate:  # the forward's mask, regenerated and transposed: [Z, C, R]
+                kept = block_dropout_keep(cfg, masks["dropout_rng"], i, j, k_j.shape[0])
+                kept_t = blocking.rows_from(kept, cfg, row_start).swapaxes(1, 2)
+                dropped_t = core.apply_dropout(p_t, kept_t, cfg.dropout_rate)
             dv = dv + jnp.einsum(
-                "ZCR,ZRH->ZCH", p_t.astype(g_i.dtype), g_i, preferred_element_type=jnp.float32
+                "ZCR,ZRH->ZCH", dropped_t.astype(g_i.dtype), g_i, preferred_element_type=jnp.float32
             )
             dp_t = jnp.einsum("ZCH,ZRH->ZCR", v_j, g_i, preferred_element_type=jnp.float32)
+            if cfg.dropout_rate:  # d(undropped p) = mask · d(dropped p) / (1 - rate)
+                dp_t = core.apply_dropout(dp_t, kept_t, cfg.dropout_rate)
             ds_t = p_t * (dp_t - delta_i[:, None, :])  # d logits, [Z, C, R]
             dq_i = jnp.einsum("ZHC,ZCR->ZHR", kt_j, ds_t)  # transposed too: [Z, H, R]
             if row_start:

@@ -49,6 +49,8 @@ def synthesizer_attention(
     kv_segment_ids: jax.Array | None = None,
     bias: jax.Array | None = None,
     scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
     mode: str = "random",
     trainable_random: bool = True,
     dense_hidden_dim: int | None = None,
@@ -77,6 +79,9 @@ def synthesizer_attention(
       q_segment_ids, kv_segment_ids: [B, T] / [B, S] packing (contiguous segments, 0 = padding).
       bias: broadcastable to [B, N, T, S], added to the synthesized logits.
       scale: not used (there is no dot product); accepted for the common signature.
+      dropout_rate, dropout_rng: attention-probability dropout on the [B, N, T, S]
+        synthesized attention weights (mask `core.dropout_keep(dropout_rng, dropout_rate,
+        (B, N, T, S))`).
       mode: 'random' (R is the logit table) or 'dense' (two-layer MLP per query token).
       trainable_random: random mode: False stops the gradient into R (the paper's fixed random
         synthesizer). An optimizer's weight decay still shrinks R unless it is masked out.
@@ -107,6 +112,7 @@ def synthesizer_attention(
         kv_segment_ids=kv_segment_ids,
     )
     del scale  # no dot product
+    use_dropout = core.check_dropout(KIND, dropout_rate, dropout_rng)
     q_segment_ids, kv_segment_ids = core.resolve_segment_ids(
         KIND, q_segment_ids, kv_segment_ids, T, S
     )
@@ -135,7 +141,10 @@ def synthesizer_attention(
     if keep is not None:
         logits = jnp.where(keep, logits, core.MASK_VALUE)
     probs = jax.nn.softmax(logits, axis=-1)  # [B|1, N, T, S] float32
-    probs = jnp.broadcast_to(probs, (B, N, T, S)).reshape(B, K, N // K, T, S)
+    probs = jnp.broadcast_to(probs, (B, N, T, S))
+    if use_dropout:
+        probs = core.dropout(probs, dropout_rate, dropout_rng)
+    probs = probs.reshape(B, K, N // K, T, S)
     out = jnp.einsum(
         "BKGTS,BSKH->BTKGH", probs.astype(value.dtype), value, preferred_element_type=jnp.float32
     )  # [B, T, K, G, H]

@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxattn import attention as attention_lib
+from jaxattn import errors
 from jaxattn.attention import core
 from jaxattn.attention.core import BoundAttention
 from jaxattn.layers import posenc
@@ -32,6 +34,10 @@ class MultiHeadAttention(nn.Module):
       head_dim: H (default out_dim // num_heads; LRA's qkv_dim / num_heads).
       out_dim: D of the output (default: input D).
       relative: the relative position scheme and its settings (default none).
+      dropout_rate: attention-probability dropout (the model's attention_dropout_rate), applied
+        by the kind itself when not deterministic, with an rng from the 'dropout' stream;
+        deterministic calls (evaluation) need no rng and drop nothing. A rate > 0 on a kind
+        without dropout support raises UnsupportedFeatureError, in training and evaluation.
     """
 
     attention: BoundAttention
@@ -134,6 +140,7 @@ class MultiHeadAttention(nn.Module):
         tensors.update({name: variable.value for name, variable in state.items()})
         if self.attention.spec.needs_rng:
             tensors["rng"] = self.make_rng("attention")
+        tensors.update(dropout_arguments(self.attention, self.dropout_rate, deterministic, self))
 
         out = self.attention(
             query,
@@ -152,7 +159,6 @@ class MultiHeadAttention(nn.Module):
                 for name, variable in state.items():
                     variable.value = new_state[name]
         out = nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
-        out = nn.Dropout(self.dropout_rate)(out, deterministic=deterministic)
         out_kernel = self.param(
             "out",
             nn.with_logical_partitioning(self.kernel_init, ("heads", "kv", "embed")),
@@ -169,3 +175,20 @@ class MultiHeadAttention(nn.Module):
             )
             y = y + b.astype(self.dtype)
         return y
+
+
+def dropout_arguments(
+    bound: BoundAttention, rate: float, deterministic: bool, module: nn.Module
+) -> dict[str, Any]:
+    """{'dropout_rate', 'dropout_rng'} for a training call with rate > 0, else {}.
+
+    Raises UnsupportedFeatureError for a rate > 0 on a kind that declares no dropout, whether
+    deterministic or not, so a config asking for it fails at init rather than at the first step.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise errors.ConfigError(f"attention dropout rate must be in [0, 1); got {rate!r}")
+    if rate > 0:
+        attention_lib.check_supports(bound.kind, "dropout", f" (attention_dropout_rate={rate})")
+    if rate == 0 or deterministic:
+        return {}
+    return {"dropout_rate": float(rate), "dropout_rng": module.make_rng("dropout")}

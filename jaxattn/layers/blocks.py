@@ -96,7 +96,11 @@ def _multi_head_attention(block: TransformerBlock) -> nn.Module:
 
 def _token_mixer(block: TransformerBlock) -> nn.Module:
     return mixer.TokenMixer(
-        mixer=block.attention, dtype=block.dtype, param_dtype=block.param_dtype, name="mixer"
+        mixer=block.attention,
+        dropout_rate=block.attention_dropout_rate,
+        dtype=block.dtype,
+        param_dtype=block.param_dtype,
+        name="mixer",
     )
 
 

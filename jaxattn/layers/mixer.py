@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.attention.core import BoundAttention
+from jaxattn.layers import attention
 
 Dtype = Any
 
@@ -16,17 +17,21 @@ Dtype = Any
 class TokenMixer(nn.Module):
     """Calls the mixer function on x and returns [B, T, D]; it owns the tensors the mixer declares.
 
-    A mixer replaces the whole attention sublayer (no query/key/value or output projections, no
-    attention dropout: the block's residual dropout still applies). Nothing here knows which mixer
+    A mixer replaces the whole attention sublayer (no query/key/value or output projections; the
+    block's residual dropout still applies). `dropout_rate` (the model's attention_dropout_rate)
+    goes to the mixer as for attention kinds: a mixer without dropout support (FNet: it forms no
+    attention probabilities) raises UnsupportedFeatureError for a rate > 0. Nothing here knows which mixer
     runs: declared tensors, non-gradient state and the rng are handled as in MultiHeadAttention.
     The shapes given to the mixer's `param_specs` / `state` functions describe x as one head of
     width D: num_heads = num_kv_heads = 1, head_dim = D, kv_length = T.
 
     Attributes:
       mixer: the bound kind (family 'mixer') from `jaxattn.attention.get_attention_fn`.
+      dropout_rate: attention dropout, as MultiHeadAttention.dropout_rate.
     """
 
     mixer: BoundAttention
+    dropout_rate: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -43,7 +48,7 @@ class TokenMixer(nn.Module):
         positions: jax.Array | None = None,  # unused: relative schemes need attention kinds
         deterministic: bool = True,
     ) -> jax.Array:  # [B, T, D]
-        del positions, deterministic  # build_model rejects a relative scheme for a mixer
+        del positions  # build_model rejects a relative scheme for a mixer
         spec = self.mixer.spec
         if spec.family != "mixer":
             raise ValueError(f"TokenMixer runs 'mixer' kinds; '{self.mixer.kind}' is {spec.family}")
@@ -65,6 +70,9 @@ class TokenMixer(nn.Module):
         tensors.update({name: variable.value for name, variable in state.items()})
         if spec.needs_rng:
             tensors["rng"] = self.make_rng("attention")
+        tensors.update(
+            attention.dropout_arguments(self.mixer, self.dropout_rate, deterministic, self)
+        )
 
         y = spec.fn(
             x.astype(self.dtype),

@@ -172,6 +172,7 @@ def _inputs_needing(feature: str):
         "bias": {"bias": jnp.zeros((1, N, T, S))},
         "gqa": {},
         "cross": {},
+        "dropout": {"dropout_rate": 0.1, "dropout_rng": jax.random.key(0)},
     }[feature]
     return q, k, v, kwargs, (N, K, H, S)
 

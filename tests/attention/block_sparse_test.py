@@ -1,5 +1,5 @@
-"""Block-sparse attention: the layout helpers, and equality with dense softmax under the element
-mask expanded from each layout (float64 NumPy)."""
+"""Block-sparse attention: the layout helpers, BigBird's random blocks from an rng, and equality
+with dense softmax under the element mask expanded from each layout (float64 NumPy)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ _attention = jax.jit(
         "num_random_blocks",
         "stride",
         "num_summary_blocks",
-        "seed",
     ),
 )
+RNG = jax.random.key(5)
 
 
 def _qkv(B=2, T=T, N=4, K=2, H=8, *, seed=0):
@@ -75,24 +75,49 @@ def test_longformer_layout_is_window_or_global():
 
 
 def test_bigbird_layout_structure():
-    nb, w, g, r = 16, 3, 2, 3
-    layout = block_sparse.bigbird_layout(nb, w, g, r, seed=0)
+    nb, w, g, r, heads = 16, 3, 2, 3, 4
+    layouts = np.asarray(block_sparse.bigbird_layout(RNG, nb, w, g, r, num_heads=heads))
+    assert layouts.shape == (heads, nb, nb)
     base = block_sparse.longformer_layout(nb, w, g)
-    assert (layout >= base).all(), "window and global blocks are always active"
-    assert layout[[0, nb - 1]].all() and layout[:, [0, nb - 1]].all(), "global rows and columns"
-    extra = layout & ~base
-    assert (extra.sum(axis=1)[1:-1] == r).all(), "exactly r random blocks per non-global row"
-    assert not extra[[0, nb - 1]].any()
+    for layout in layouts:
+        assert (layout >= base).all(), "window and global blocks are always active"
+        assert layout[[0, nb - 1]].all() and layout[:, [0, nb - 1]].all(), "global rows, columns"
+        extra = layout & ~base
+        assert (extra.sum(axis=1)[1:-1] == r).all(), "exactly r random blocks per non-global row"
+        assert not extra[[0, nb - 1]].any()
+    assert len({layout.tobytes() for layout in layouts}) == heads, "each head draws its own"
     # With fewer blocks left than r, a row takes all that are left (and the layout is full).
-    np.testing.assert_array_equal(block_sparse.bigbird_layout(5, w, g, 10, seed=0), np.ones((5, 5)))
+    np.testing.assert_array_equal(
+        block_sparse.bigbird_layout(RNG, 5, w, g, 10)[0], np.ones((5, 5), bool)
+    )
 
 
-def test_random_layout_is_deterministic_given_the_seed_and_changes_with_it():
-    make = functools.partial(block_sparse.bigbird_layout, 32, 3, 2, 3)
-    np.testing.assert_array_equal(make(seed=7), make(seed=7))
-    assert (make(seed=7) != make(seed=8)).any()
-    params = block_sparse.LayoutParams(seed=7)
-    np.testing.assert_array_equal(block_sparse.make_layout("bigbird", 32, params), make(seed=7))
+def test_random_blocks_are_uniform_over_the_candidates():
+    """Row 1 of a 6-block window-1 layout has 5 candidates; 2 of them are drawn without
+    replacement: over many rngs each candidate is drawn 2/5 of the time, never twice per row."""
+    fixed = np.eye(6, dtype=bool)
+    blocks, ok = block_sparse.random_blocks(RNG, fixed, 2, num_heads=4000)  # [4000, 6, 2]
+    assert bool(ok.all())
+    blocks = np.asarray(blocks)
+    assert (blocks[..., 0] != blocks[..., 1]).all() and not (blocks == np.arange(6)[:, None]).any()
+    frequency = np.bincount(blocks[:, 1].ravel(), minlength=6) / blocks[:, 1].size
+    np.testing.assert_allclose(np.delete(frequency, 1), 0.2, atol=0.02)  # measured: < 0.01
+
+
+def test_random_layout_is_deterministic_given_the_rng_and_changes_with_it():
+    make = functools.partial(
+        block_sparse.bigbird_layout,
+        num_blocks=32,
+        num_window_blocks=3,
+        num_global_blocks=2,
+        num_random_blocks=3,
+    )
+    np.testing.assert_array_equal(make(jax.random.key(7)), make(jax.random.key(7)))
+    assert bool((make(jax.random.key(7)) != make(jax.random.key(8))).any())
+    # make_layout is the fixed part: BigBird's window and global blocks.
+    np.testing.assert_array_equal(
+        block_sparse.make_layout("bigbird", 32), block_sparse.longformer_layout(32, 3, 2)
+    )
 
 
 def test_strided_layout_matches_sparse_transformer():
@@ -153,14 +178,29 @@ LAYOUT_CASES = [
 )
 def test_equals_dense_softmax_with_expanded_mask(layout, hparams, is_causal):
     q, k, v = _qkv(T=T)  # GQA: N = 4, K = 2
+    N, K = q.shape[2], k.shape[2]
     kv_mask = _kv_mask()
     nb = -(-T // BLOCK)
-    blocks = block_sparse.make_layout(layout, nb, block_sparse.LayoutParams(**hparams))
+    params = block_sparse.LayoutParams(**hparams)
+    if layout == "bigbird":  # the same random blocks the attention draws, one set per kv head
+        blocks = np.asarray(
+            block_sparse.bigbird_layout(
+                RNG,
+                nb,
+                params.num_window_blocks,
+                params.num_global_blocks,
+                params.num_random_blocks,
+                num_heads=K,
+            )
+        )  # [K, nb, nb]
+        blocks = np.repeat(blocks, N // K, axis=0)  # query head n reads kv head n // G
+    else:
+        blocks = block_sparse.make_layout(layout, nb, params)[None]  # [1, nb, nb]
     assert not blocks.all() or layout == "full", "the case should exercise a sparse layout"
-    mask = block_sparse.expand_layout(blocks, BLOCK, T)
+    mask = block_sparse.expand_layout(blocks, BLOCK, T)  # [N|1, T, T]
     if is_causal:
         mask &= np.tri(T, dtype=bool)
-    mask = mask[None] & kv_mask[:, None, :]
+    mask = mask[None] & kv_mask[:, None, None, :]  # [B, N|1, T, S]
     out = _attention(
         q,
         k,
@@ -169,6 +209,7 @@ def test_equals_dense_softmax_with_expanded_mask(layout, hparams, is_causal):
         is_causal=is_causal,
         layout=layout,
         block_size=BLOCK,
+        rng=RNG,
         **hparams,
     )
     assert (
@@ -194,18 +235,35 @@ def test_full_layout_is_softmax(is_causal):
     )
 
 
-def test_same_seed_same_output_other_seed_other_output():
+def test_same_rng_same_output_other_rng_other_output():
     q, k, v = _qkv(T=64, seed=2)
     run = functools.partial(_attention, q, k, v, layout="bigbird", block_size=4)
-    np.testing.assert_array_equal(np.asarray(run(seed=3)), np.asarray(run(seed=3)))
-    assert dense_reference.max_err(run(seed=3), run(seed=4)) > 1e-3
+    key = jax.random.key
+    np.testing.assert_array_equal(np.asarray(run(rng=key(3))), np.asarray(run(rng=key(3))))
+    assert dense_reference.max_err(run(rng=key(3)), run(rng=key(4))) > 1e-3
+
+
+def test_rng_is_needed_only_for_random_blocks():
+    q, k, v = _qkv(T=32)
+    with pytest.raises(ValueError, match="'bigbird'.*rng"):
+        block_sparse.block_sparse_attention(q, k, v, layout="bigbird", block_size=4)
+    # Fixed layouts, and BigBird without random blocks, run without one and ignore one.
+    for layout, hparams in [
+        ("longformer", {}),
+        ("fixed", {}),
+        ("bigbird", {"num_random_blocks": 0}),
+    ]:
+        run = functools.partial(_attention, q, k, v, layout=layout, block_size=4, **hparams)
+        np.testing.assert_array_equal(np.asarray(run()), np.asarray(run(rng=RNG)))
 
 
 def test_no_dense_logits():
     """Only active blocks: nothing of the size of the [B, N, T, S] logits is formed."""
     B, T_long, N = 1, 1024, 2
     q, k, v = _qkv(B=B, T=T_long, N=N, K=N)
-    fn = functools.partial(block_sparse.block_sparse_attention, layout="bigbird", block_size=16)
+    fn = functools.partial(
+        block_sparse.block_sparse_attention, layout="bigbird", block_size=16, rng=RNG
+    )
     assert dense_reference.largest_intermediate(fn, q, k, v) <= B * N * T_long * T_long // 4
 
 

@@ -7,12 +7,14 @@ import numpy as np
 
 
 def dense_softmax(q, k, v, mask: np.ndarray) -> np.ndarray:
-    """float64 softmax attention with a dense [B, T, S] mask; a fully masked row gives zeros."""
+    """float64 softmax attention with a dense [B, T, S] (or per head [B, N, T, S]) mask; a fully
+    masked row gives zeros."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     G = q.shape[2] // k.shape[2]
     k, v = np.repeat(k, G, axis=2), np.repeat(v, G, axis=2)
     logits = np.einsum("BTNH,BSNH->BNTS", q, k) / np.sqrt(q.shape[-1])
-    logits = np.where(mask[:, None], logits, -np.inf)
+    mask = np.asarray(mask)
+    logits = np.where(mask[:, None] if mask.ndim == 3 else mask, logits, -np.inf)
     top = np.max(logits, axis=-1, keepdims=True)
     p = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
     total = p.sum(-1, keepdims=True)

@@ -24,8 +24,17 @@ from jaxattn.attention import REGISTRY, core, get_attention_fn
 from tests.attention import battery_cases as cases
 
 MIXER_KINDS = sorted(kind for kind, spec in REGISTRY.items() if spec.family == "mixer")
-COMMON_ARGS = ["x", "is_causal", "kv_mask", "q_segment_ids", "kv_segment_ids", "bias"]
-MIXER_FEATURES = ("is_causal", "kv_mask", "segment_ids", "bias")
+COMMON_ARGS = [
+    "x",
+    "is_causal",
+    "kv_mask",
+    "q_segment_ids",
+    "kv_segment_ids",
+    "bias",
+    "dropout_rate",
+    "dropout_rng",
+]
+MIXER_FEATURES = ("is_causal", "kv_mask", "segment_ids", "bias", "dropout")
 
 # Hyper-parameters for the checks below (a kind missing here runs with its defaults).
 BATTERY_HPARAMS: dict[str, dict[str, Any]] = {}
@@ -172,6 +181,7 @@ def _feature_kwargs(feature: str, B: int, T: int) -> dict[str, Any]:
             "kv_segment_ids": jnp.ones((B, T), jnp.int32),
         },
         "bias": {"bias": jnp.zeros((1, 1, T, T))},
+        "dropout": {"dropout_rate": 0.1, "dropout_rng": jax.random.key(0)},
     }[feature]
 
 

@@ -13,11 +13,12 @@ from jaxattn import errors
 from jaxattn.attention import REGISTRY, core, get_attention_fn, nystrom
 
 MASK_ARGS = ["is_causal", "kv_mask", "q_segment_ids", "kv_segment_ids", "bias"]
+DROPOUT_ARGS = ["dropout_rate", "dropout_rng"]
 # The leading arguments per family (STYLE.md §2): attention takes q/k/v and a scale, a token mixer
-# takes x and has no logits to scale.
+# takes x and has no logits to scale; both take the attention-dropout rate and its rng.
 COMMON_ARGS = {
-    "attention": (["query", "key", "value"], [*MASK_ARGS, "scale"]),
-    "mixer": (["x"], MASK_ARGS),
+    "attention": (["query", "key", "value"], [*MASK_ARGS, "scale", *DROPOUT_ARGS]),
+    "mixer": (["x"], [*MASK_ARGS, *DROPOUT_ARGS]),
 }
 
 
