@@ -12,7 +12,8 @@ The Nyströmformer paper reports none of these (§4.2). The majority class is ~1
 Default, BigBird: layout='bigbird', block_size=64, num_random_blocks=3 follow LRA.md §3.2
 "Attention-specific defaults in LRA-code" (BigBird: block 64, 3 random blocks);
 num_window_blocks=3 and num_global_blocks=2 (the first and last block) are BigBird-ITC's. The
-random blocks are drawn once from `seed` (0), the same in every layer and head.
+random blocks come from the layer's attention rng: new ones per layer and kv head every train
+step, fixed at evaluation (the trainer's eval rng), like every other random kind.
 
 Other layouts from the command line (P = --config.model.attention.block_sparse):
   Longformer:          P.layout=longformer P.num_window_blocks=9 P.num_global_blocks=0
@@ -27,7 +28,8 @@ Other layouts from the command line (P = --config.model.attention.block_sparse):
     makes every Sparse Transformer pattern causal (add --config.model.causal=True to match) and
     also lets position 0 of each window through as a summary column.
   Strided:             P.layout=strided P.stride=4   (block level; no LRA setting)
-Config string keys: task (listops), setup (nystromformer | lra), smoke.
+Config string keys: task (listops | text | retrieval | image |
+pathfinder | pathx; configs/lra_base.py), setup (nystromformer | lra), smoke.
 """
 
 from configs import lra_base
@@ -37,6 +39,7 @@ def get_config(arg: str | None = None):
     return lra_base.get_lra_config(
         "block_sparse",
         arg,
+        lra_model="bigbird",
         layout="bigbird",
         block_size=64,
         num_window_blocks=3,

@@ -13,4 +13,4 @@ from configs import lra_base
 
 
 def get_config(arg: str | None = None):
-    return lra_base.get_lra_config("linear", arg, chunk_size=64)
+    return lra_base.get_lra_config("linear", arg, lra_model="linear_transformer", chunk_size=64)

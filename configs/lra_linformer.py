@@ -17,6 +17,7 @@ def get_config(arg: str | None = None):
     return lra_base.get_lra_config(
         "linformer",
         arg,
+        lra_model="linformer",
         num_projections=256,
         lra_overrides={"num_projections": 16, "share_kv": True},
     )

@@ -11,8 +11,8 @@ the majority class is ~17%.
 
 Hyper-parameters: mode='block', block_size=50, following LRA.md §3.2 "Attention-specific
 defaults in LRA-code" (local attention: block_size=50, non-overlapping). Config string keys: task
-(listops), setup (nystromformer | lra), smoke. A sliding window instead (P =
---config.model.attention.local):
+(listops | text | retrieval | image | pathfinder | pathx; configs/lra_base.py), setup
+(nystromformer | lra), smoke. A sliding window instead (P = --config.model.attention.local):
   P.mode=sliding P.window_size=64                     # query t sees t-64 ... t+64
   P.mode=sliding P.window_left=255 P.window_right=256  # LRA-code's Longformer: a 512-token
                                                       # window, no global tokens (§3.2)
@@ -27,4 +27,4 @@ from configs import lra_base
 
 
 def get_config(arg: str | None = None):
-    return lra_base.get_lra_config("local", arg, mode="block", block_size=50)
+    return lra_base.get_lra_config("local", arg, lra_model="local", mode="block", block_size=50)

@@ -17,6 +17,7 @@ def get_config(arg: str | None = None):
     return lra_base.get_lra_config(
         "performer",
         arg,
+        lra_model="performer",
         num_features=256,
         kernel="relu",
         lra_overrides={"num_features": 2, "kernel": "softmax"},

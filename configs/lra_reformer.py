@@ -17,6 +17,7 @@ def get_config(arg: str | None = None):
     return lra_base.get_lra_config(
         "reformer",
         arg,
+        lra_model="reformer",
         num_hashes=2,
         num_buckets=32,
         chunk_size=64,

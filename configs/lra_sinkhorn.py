@@ -12,4 +12,4 @@ from configs import lra_base
 
 
 def get_config(arg: str | None = None):
-    return lra_base.get_lra_config("sinkhorn", arg, block_size=50)
+    return lra_base.get_lra_config("sinkhorn", arg, lra_model="sinkhorn", block_size=50)

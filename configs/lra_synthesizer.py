@@ -13,4 +13,6 @@ from configs import lra_base
 
 
 def get_config(arg: str | None = None):
-    return lra_base.get_lra_config("synthesizer", arg, mode="random", trainable_random=True)
+    return lra_base.get_lra_config(
+        "synthesizer", arg, lra_model="synthesizer", mode="random", trainable_random=True
+    )

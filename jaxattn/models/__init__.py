@@ -56,7 +56,15 @@ def build_model(model_config: Mapping[str, Any], **fields: Any) -> nn.Module:
         ATTENTION_NEEDS[name],
         is_causal=bool(cfg.get("causal", False)),
         bias=scheme.mechanism == "bias",
+        dropout=float(cfg.get("attention_dropout_rate", 0.0)) > 0,
     )
+    rate = float(cfg.get("attention_dropout_rate", 0.0))
+    if rate > 0 and not attention.get_spec(kind).dropout:
+        raise errors.UnsupportedFeatureError(
+            f"attention kind '{attention.resolve_kind(kind)}' does not support attention dropout "
+            f"(model.attention_dropout_rate={rate}); set --config.model.attention_dropout_rate=0 "
+            f"or use one of: {', '.join(attention.kinds_supporting('dropout'))}"
+        )
     attention_fn = attention.get_attention_fn(cfg.pop("attention"), **needs)
     dtype_name = cfg.pop("dtype", "float32")
     if dtype_name not in DTYPES:
