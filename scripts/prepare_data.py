@@ -4,6 +4,8 @@
     python scripts/prepare_data.py imdb --config=lra|heldout [--manual_dir=DIR] [--allow_download]
     python scripts/prepare_data.py cifar10 [--manual_dir=DIR] [--allow_download]
     python scripts/prepare_data.py aan --manual_dir=.../lra_release/lra_release/tsv_data
+    python scripts/prepare_data.py pathfinder --config=32_hard [--num_workers=N]
+    python scripts/prepare_data.py pathfinder --config=32_hard_official --manual_dir=DIR
 
 Prints progress to stderr, then the directory and the split sizes. A dataset already prepared
 there is left as it is. `data_dir` defaults to $TFDS_DATA_DIR or ~/tensorflow_datasets; pass the
@@ -21,13 +23,14 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from jaxattn import errors  # noqa: E402
-from jaxattn.data import aan, cifar, imdb, listops_builder  # noqa: E402
+from jaxattn.data import aan, cifar, imdb, listops_builder, pathfinder_builder  # noqa: E402
 
 BUILDERS = {
     "listops": listops_builder.ListOps,
     "imdb": imdb.LraImdb,
     "cifar10": cifar.LraCifar10,
     "aan": aan.LraAan,
+    "pathfinder": pathfinder_builder.Pathfinder,
 }
 
 
@@ -39,7 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--num_workers", type=int, default=None, help="generator processes (default: all CPUs)"
     )
-    parser.add_argument("--manual_dir", default=None, help="raw files (imdb, cifar10, aan)")
+    parser.add_argument(
+        "--manual_dir", default=None, help="raw files (imdb, cifar10, aan, pathfinder *_official)"
+    )
     parser.add_argument(
         "--allow_download", action="store_true", help="download missing raw files (imdb, cifar10)"
     )
@@ -51,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown --config={args.config} for {args.dataset}; available: {configs}")
     if args.dataset == "listops":
         options = {"num_workers": args.num_workers}
+    elif args.dataset == "pathfinder":
+        options = {"num_workers": args.num_workers, "manual_dir": args.manual_dir}
     else:
         options = {"manual_dir": args.manual_dir, "allow_download": args.allow_download}
     builder = builder_cls(config=args.config, data_dir=args.data_dir, **options)

@@ -141,12 +141,46 @@ def _load_aan(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactor
     return info, builder.as_data_source
 
 
+def _load_pathfinder(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    """Generated Pathfinder ('32_hard', ...) or LRA's PNGs ('32_hard_official', manual_dir)."""
+    # Imported here so that this loader stays one self-contained block.
+    from jaxattn.data import pathfinder_builder
+
+    config_name = _builder_config_name(pathfinder_builder.Pathfinder, data_config)
+    builder = pathfinder_builder.Pathfinder(
+        config=config_name,
+        data_dir=data_config.get("data_dir") or None,
+        manual_dir=data_config.get("manual_dir") or None,
+    )
+    if not builder.is_prepared():
+        if builder.builder_config.official and builder.official_dir() is None:
+            raise errors.DataNotFoundError(builder.missing_official_message())
+        if not data_config.get("allow_build", False):
+            flags = "".join(
+                f" --{flag}={data_config[flag]}"
+                for flag in ("data_dir", "manual_dir")
+                if data_config.get(flag)
+            )
+            raise errors.DataNotFoundError(
+                f"dataset pathfinder/{config_name} is not prepared in {builder.data_dir}; build it "
+                f"with --config.data.allow_build=True or `python scripts/prepare_data.py "
+                f"pathfinder --config={config_name}{flags}`"
+            )
+        builder.download_and_prepare()
+    builder.warn_unexpected_sizes()
+    quirk = data_config.get("pixel_padding_quirk")
+    quirk = True if quirk is None else bool(quirk)  # default: LRA's (pixels.py)
+    info = DatasetInfo(pixels.vocab_size(quirk), 2, _split_sizes(builder))
+    return info, lambda split: pixels.adapt(builder.as_data_source(split), padding_quirk=quirk)
+
+
 # name -> loader(data_config) -> (DatasetInfo, split name -> random-access source).
 DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFactory]]] = {
     "listops": _load_listops,
     "imdb": _load_imdb,
     "cifar10": _load_cifar10,
     "aan": _load_aan,
+    "pathfinder": _load_pathfinder,
 }
 
 
@@ -159,7 +193,8 @@ def get_dataset(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFact
 
     Returns:
       (DatasetInfo, get_source) where get_source('train' | 'validation' | 'test') returns a
-      source with `len()` and `source[i] -> {'tokens': uint8 [n], 'label': int}`.
+      source with `len()` and `source[i] -> {'tokens': uint8 or uint16 [n], 'label': int}`
+      (document pairs add 'tokens2').
 
     Raises:
       ConfigError: unknown dataset name or builder config.

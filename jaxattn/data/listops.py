@@ -37,15 +37,14 @@ integer ids differ, because LRA builds its vocabulary from the data).
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
+import itertools
 import random
-import sys
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
+
+from jaxattn.data import generation
 
 PAD_ID = 0
 DIGIT_OFFSET = 1  # digit d -> id d + 1
@@ -82,9 +81,7 @@ class _TooLong(Exception):
 
 
 def _chunk_rng(seed: int, chunk_index: int) -> random.Random:
-    # sha256 of the pair: stable across processes and Python versions (unlike hash()).
-    digest = hashlib.sha256(f"listops:{seed}:{chunk_index}".encode()).digest()
-    return random.Random(int.from_bytes(digest, "little"))
+    return random.Random(generation.chunk_seed("listops", seed, chunk_index))
 
 
 def make_tree_sampler(
@@ -186,83 +183,6 @@ def _generate_chunk_star(args: tuple) -> list[tuple[bytes, int, bytes]]:
     return generate_chunk(seed, chunk_index, **kwargs)
 
 
-class _Progress:
-    """Prints 'accepted / needed, rate, ETA' to stderr at most every `every_s` seconds."""
-
-    def __init__(self, needed: int, every_s: float | None, label: str):
-        self.needed, self.every_s, self.label = needed, every_s, label
-        self.start = self.last = time.monotonic()
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if self.every_s is None or now - self.last < self.every_s:
-            return
-        self.last = now
-        elapsed = max(now - self.start, 1e-9)
-        rate = done / elapsed
-        eta = f"{(self.needed - done) / rate:.0f}s" if rate > 0 else "?"
-        print(
-            f"{self.label}: {done}/{self.needed} examples ({100 * done / self.needed:.1f}%), "
-            f"{rate:.0f}/s, elapsed {elapsed:.0f}s, ETA {eta}",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def done(self, done: int) -> None:
-        if self.every_s is None:
-            return
-        elapsed = time.monotonic() - self.start
-        print(
-            f"{self.label}: generated {done} examples in {elapsed:.1f}s "
-            f"({done / max(elapsed, 1e-9):.0f}/s)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def _chunks_inline(seed: int, kwargs: dict) -> Iterator[tuple[list, int]]:
-    chunk_index = 0
-    while True:
-        yield generate_chunk(seed, chunk_index, **kwargs), 0
-        chunk_index += 1
-
-
-def _chunks_in_pool(
-    seed: int, kwargs: dict, num_workers: int, poll_s: float
-) -> Iterator[tuple[list, int]]:
-    """Yields chunks 0, 1, ... in index order, computed by a process pool a few chunks ahead.
-
-    While the next chunk is not ready it yields ([], n) every `poll_s` seconds, n = examples in
-    chunks finished out of order, so the caller can keep printing progress.
-    """
-    # 'spawn', not 'fork': the caller may already run JAX or grain threads, and forking a
-    # multithreaded process can deadlock. Workers import only jaxattn.data (no JAX), ~0.5 s.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(num_workers) as pool:
-        pending: dict[int, multiprocessing.pool.AsyncResult] = {}
-        next_submit = next_yield = 0
-        while True:
-            while len(pending) < 2 * num_workers:
-                pending[next_submit] = pool.apply_async(
-                    _generate_chunk_star, ((seed, next_submit, kwargs),)
-                )
-                next_submit += 1
-            result = pending[next_yield]
-            result.wait(poll_s)
-            if not result.ready():
-                ahead = sum(
-                    kwargs["num_examples"]
-                    for i, r in pending.items()
-                    if i != next_yield and r.ready()
-                )
-                yield [], ahead
-                continue
-            del pending[next_yield]
-            next_yield += 1
-            yield result.get(), 0
-        # Leaving the `with` terminates the workers still busy on chunks nobody needs.
-
-
 def generate(
     split_sizes: Mapping[str, int],
     *,
@@ -307,20 +227,23 @@ def generate(
         max_depth=max_depth,
         max_args=max_args,
     )
-    num_workers = (os.cpu_count() or 1) if num_workers is None else num_workers
-    # More workers than chunks only wastes process start-up time.
-    num_workers = min(num_workers, -(-needed // examples_per_chunk))
-    progress = _Progress(needed, log_every_s, f"listops(seed={seed})")
-    if num_workers <= 1:
-        chunks = _chunks_inline(seed, kwargs)
-    else:
-        poll_s = min(log_every_s or 2.0, 2.0)
-        chunks = _chunks_in_pool(seed, kwargs, num_workers, poll_s)
-
+    # Chunks 0, 1, ... until enough unique trees: at least this many, more if duplicates.
+    num_workers = generation.num_processes(num_workers, -(-needed // examples_per_chunk))
+    progress = generation.Progress(needed, log_every_s, f"listops(seed={seed})")
     seen: set[bytes] = set()
     examples: list[Example] = []
+
+    def on_wait(finished: list) -> None:  # count chunks finished out of order
+        progress.update(min(len(examples) + examples_per_chunk * len(finished), needed))
+
+    chunks = generation.map_ordered(
+        _generate_chunk_star,
+        ((seed, chunk_index, kwargs) for chunk_index in itertools.count()),
+        num_workers=num_workers,
+        on_wait=on_wait,
+    )
     try:
-        for chunk, ahead in chunks:
+        for chunk in chunks:
             for token_bytes, label, digest in chunk:
                 if digest in seen:
                     continue
@@ -330,10 +253,10 @@ def generate(
                     break
             if len(examples) == needed:
                 break
-            progress.update(min(len(examples) + ahead, needed))
+            progress.update(len(examples))
     finally:
-        chunks.close()
-    progress.done(needed)
+        chunks.close()  # stops the workers still busy on chunks nobody needs
+    progress.finish()
 
     splits, start = {}, 0
     for name, size in split_sizes.items():
