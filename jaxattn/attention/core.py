@@ -18,6 +18,7 @@ code drops none (Nyström), raises `UnsupportedFeatureError` for a rate > 0 (`re
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -260,13 +261,36 @@ def reject_dropout(kind: str, dropout_rate: float, why: str) -> None:
         raise unsupported(kind, f"dropout (dropout_rate={dropout_rate}): {why}")
 
 
+def _mix32(x: jax.Array) -> jax.Array:
+    # A 32-bit integer finaliser with full avalanche (C. Wellons' "lowbias32" constants).
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
 def dropout_keep(rng: jax.Array, dropout_rate: float, shape: tuple[int, ...]) -> jax.Array:
     """The keep mask of attention-probability dropout: bool `shape`, True with 1 - dropout_rate.
 
     A pure function of (rng, shape): a kind that draws its mask here, with a shape its docstring
-    names, can be reproduced exactly by a test.
+    names, can be reproduced exactly by a test. Counter-based: element n's bit is a hash of
+    (n, the key's words), `hash(hash(n ^ k0) ^ k1) >= round(rate * 2^32)`, a few fused integer
+    ops per element. `jax.random.bernoulli` (threefry, 20 rounds) drew 45M elements/s on the
+    2-core CPU and made dropout most of an exact-attention training step (softmax_chunked at
+    T=2000: 3.5 -> 11.7 s/step); this hash is not for cryptography or Monte Carlo, only for
+    masks that must be independent-looking across positions and keys.
     """
-    return jax.random.bernoulli(rng, 1.0 - dropout_rate, shape)
+    words = jax.random.key_data(rng) if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key) else rng
+    words = words.reshape(-1).astype(jnp.uint32)
+    if math.prod(shape) > 2**32:
+        raise ValueError(f"dropout_keep: {shape} has more than 2^32 elements; draw it in blocks")
+    k0 = _mix32(words[0] ^ jnp.uint32(0x9E3779B9))
+    k1 = _mix32(words[-1] + k0)
+    counter = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+    bits = _mix32(_mix32(counter ^ k0) ^ k1)
+    threshold = min(round(dropout_rate * 2.0**32), 2**32 - 1)
+    return bits >= jnp.uint32(threshold)
 
 
 def apply_dropout(probs: jax.Array, keep: jax.Array, dropout_rate: float) -> jax.Array:

@@ -36,7 +36,7 @@ fwd+bwd from 118-120 ms to 108-112 ms (fastest of 15 calls, three interleaved pr
 T=4096: 425 to 412-413 ms.
 
 Dropout (`dropout_rate` > 0): the keep mask of block (i, j) is drawn from a counter-based key,
-`bernoulli(fold_in(fold_in(dropout_rng, i), j), 1 - rate, [Z, R, C])` (`block_dropout_keep`),
+`core.dropout_keep(fold_in(fold_in(dropout_rng, i), j), rate, [Z, R, C])` (`block_dropout_keep`),
 always at the full block shape and then cut like the block (rows from row_start on the causal
 diagonal, transposed in the backward), so the forward and the backward draw identical masks
 and no T×S mask is ever stored. The forward accumulates the normaliser from the undropped p and

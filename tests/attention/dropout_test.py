@@ -438,3 +438,20 @@ def test_block_passes_the_attention_dropout_rate():
 
     evaluation, train = outputs(params)
     assert float(jnp.max(jnp.abs(train - evaluation))) > 1e-3  # residual dropout rate is 0
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_keep_mask_rate_and_independence_across_keys_and_positions(rate):
+    """The counter-based mask: the kept share is 1 - rate, masks of two keys agree only by chance
+    (p^2 + (1 - p)^2), and neighbours along either axis are uncorrelated."""
+    a = np.asarray(core.dropout_keep(jax.random.PRNGKey(1), rate, (512, 512)))
+    b = np.asarray(
+        core.dropout_keep(jax.random.fold_in(jax.random.PRNGKey(1), 0), rate, (512, 512))
+    )
+    n = a.size
+    tol = 5 * np.sqrt(rate * (1 - rate) / n)
+    assert abs(a.mean() - (1 - rate)) < tol and abs(b.mean() - (1 - rate)) < tol
+    chance = (1 - rate) ** 2 + rate**2
+    assert abs((a == b).mean() - chance) < 5 * np.sqrt(chance * (1 - chance) / n)
+    for x, y in ((a[:-1], a[1:]), (a[:, :-1], a[:, 1:])):
+        assert abs(np.corrcoef(x.ravel(), y.ravel())[0, 1]) < 0.02
