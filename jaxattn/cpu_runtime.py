@@ -19,12 +19,13 @@ that moves large buffers (STACK.md §7). The runtimes this module knows:
 Every runtime but `none` also sets `--xla_cpu_use_xnnpack=false` (Nyströmformer ListOps step
 1.56 -> 1.36 s with tcmalloc, in an earlier measurement).
 
-Measured on the project's 2-core machine (2026-12-05, WORKSPACE.md "CPU runtime" has the tables
-and commands): Nyströmformer ListOps training (batch 32, length 2000) and the exact attention
-path (softmax_chunked fwd+bwd, T = 2048..16384). glibc_hugetlb trains as fast as tcmalloc with
-the peak RSS of plain glibc; tcmalloc and mimalloc keep freed memory and peak ~1.5 GiB higher;
-plain glibc is the slowest. So `auto` (the default) picks glibc_hugetlb where it is available,
-else plain glibc; the preloaded allocators are opt-in.
+Measured on the project's 2-core machine (2026-12-05; WORKSPACE.md "CPU runtime" has the tables
+and commands), Nyströmformer ListOps training (batch 32, length 2000), best of two rounds:
+glibc 1.59 s/step, glibc_hugetlb 1.18, tcmalloc 1.10, mimalloc 1.58, jemalloc 1.61; peak RSS
+2.2 GiB for the glibc settings and jemalloc, 3.6 GiB for tcmalloc and mimalloc (they keep freed
+memory). On the exact attention path (softmax_chunked, T = 2048..16384) the runtimes differ by
+less than the machine's noise from T = 4096 on. So `auto` (the default) picks glibc_hugetlb
+where it is available, else plain glibc; the preloaded allocators are opt-in.
 
 Choose with JAXATTN_CPU_RUNTIME=auto|glibc|glibc_hugetlb|tcmalloc|mimalloc|jemalloc|none
 (`none`: leave the process exactly as started, no XLA flag either; JAXATTN_CPU_DEFAULTS=0 means
