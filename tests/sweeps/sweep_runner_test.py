@@ -123,11 +123,12 @@ def test_parallel_jobs_wait_until_the_first_is_past_its_setup(tmp_path):
     jobs = [_job(root, "a", seconds=1.0, setup=1.0), _job(root, "b"), _job(root, "c")]
     lines = []
     runner.run(jobs, launchers.LocalLauncher(), parallel=3, log=lines.append)
-    a_setup_done = os.stat(os.path.join(jobs[0].workdir, "metrics.jsonl")).st_mtime
-    a_done = os.stat(os.path.join(jobs[0].workdir, "results.json")).st_mtime
+    # Launch times come from time.time() in each process (file mtimes use the kernel's coarse
+    # clock and can read a few ms early): a spends 1 s in setup, then 1 s training.
+    a_start = _launches(jobs[0])[0][1]
     for job in jobs[1:]:
         started = _launches(job)[0][1]
-        assert a_setup_done <= started < a_done  # after a's setup, beside a's training
+        assert a_start + 1.0 <= started < a_start + 2.0  # after a's setup, beside a's training
     assert any("3 running" in line for line in lines)
 
 
