@@ -20,7 +20,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jaxattn import errors
-from jaxattn.data import aan, cifar, imdb, listops, listops_builder, pixels, source_files
+from jaxattn.data import (
+    aan,
+    cifar,
+    imdb,
+    listops,
+    listops_builder,
+    pathfinder_builder,
+    pixels,
+    source_files,
+)
 
 if TYPE_CHECKING:
     from jaxattn.data import pipeline
@@ -51,13 +60,8 @@ def _load_listops(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFa
     )
     if not builder.is_prepared():
         if not data_config.get("allow_build", False):
-            data_dir_flag = (
-                f" --data_dir={data_config['data_dir']}" if data_config.get("data_dir") else ""
-            )
-            raise errors.DataNotFoundError(
-                f"dataset listops/{config_name} is not prepared in {builder.data_dir}; build it "
-                f"with --config.data.allow_build=True or `python scripts/prepare_data.py listops "
-                f"--config={config_name}{data_dir_flag}`"
+            raise _not_prepared(
+                "listops", f"listops/{config_name}", config_name, builder.data_dir, data_config
             )
         builder.download_and_prepare()
     info = DatasetInfo(
@@ -101,20 +105,48 @@ def _prepared_from_sources(
         if found is None and not (allow_download and builder.REMOTE is not None):
             raise errors.DataNotFoundError(builder.missing_sources_message())
         if found is not None and not (data_config.get("allow_build", False) or allow_download):
-            flags = "".join(
-                f" --{flag}={data_config[flag]}"
-                for flag in ("data_dir", "manual_dir")
-                if data_config.get(flag)
-            )
-            raise errors.DataNotFoundError(
-                f"dataset {builder.DATASET} ({builder.name}/{config_name}) is not prepared in "
-                f"{builder.data_dir}; build it from {found} with --config.data.allow_build=True "
-                f"or `python scripts/prepare_data.py {builder.DATASET} --config={config_name}"
-                f"{flags}`"
+            raise _not_prepared(
+                builder.DATASET,
+                f"{builder.DATASET} ({builder.name}/{config_name})",
+                config_name,
+                builder.data_dir,
+                data_config,
+                source=f" from {found}",
             )
         builder.download_and_prepare()
     builder.warn_unexpected_sizes()
     return builder
+
+
+def _not_prepared(
+    script_name: str,
+    label: str,
+    config_name: str,
+    data_dir: Any,
+    data_config: Mapping[str, Any],
+    source: str = "",
+) -> errors.DataNotFoundError:
+    """The one-line error for a dataset that exists in no prepared form and may not be built."""
+    flags = "".join(
+        f" --{flag}={data_config[flag]}"
+        for flag in ("data_dir", "manual_dir")
+        if data_config.get(flag)
+    )
+    return errors.DataNotFoundError(
+        f"dataset {label} is not prepared in {data_dir}; build it{source} with "
+        f"--config.data.allow_build=True or `python scripts/prepare_data.py {script_name} "
+        f"--config={config_name}{flags}`"
+    )
+
+
+def _pixel_dataset(
+    builder: Any, data_config: Mapping[str, Any], *, num_classes: int
+) -> tuple[DatasetInfo, SourceFactory]:
+    """Info and sources of a pixel dataset, with LRA's padding quirk unless switched off."""
+    quirk = data_config.get("pixel_padding_quirk")
+    quirk = True if quirk is None else bool(quirk)  # default: LRA's (pixels.py)
+    info = DatasetInfo(pixels.vocab_size(quirk), num_classes, _split_sizes(builder))
+    return info, lambda split: pixels.adapt(builder.as_data_source(split), padding_quirk=quirk)
 
 
 def _split_sizes(builder: source_files.SourceFilesBuilder) -> dict[str, int]:
@@ -129,10 +161,7 @@ def _load_imdb(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFacto
 
 def _load_cifar10(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
     builder = _prepared_from_sources(cifar.LraCifar10, data_config)
-    quirk = data_config.get("pixel_padding_quirk")
-    quirk = True if quirk is None else bool(quirk)  # default: LRA's (pixels.py)
-    info = DatasetInfo(pixels.vocab_size(quirk), cifar.NUM_CLASSES, _split_sizes(builder))
-    return info, lambda split: pixels.adapt(builder.as_data_source(split), padding_quirk=quirk)
+    return _pixel_dataset(builder, data_config, num_classes=cifar.NUM_CLASSES)
 
 
 def _load_aan(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
@@ -143,9 +172,6 @@ def _load_aan(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactor
 
 def _load_pathfinder(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
     """Generated Pathfinder ('32_hard', ...) or LRA's PNGs ('32_hard_official', manual_dir)."""
-    # Imported here so that this loader stays one self-contained block.
-    from jaxattn.data import pathfinder_builder
-
     config_name = _builder_config_name(pathfinder_builder.Pathfinder, data_config)
     builder = pathfinder_builder.Pathfinder(
         config=config_name,
@@ -156,22 +182,16 @@ def _load_pathfinder(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, Sourc
         if builder.builder_config.official and builder.official_dir() is None:
             raise errors.DataNotFoundError(builder.missing_official_message())
         if not data_config.get("allow_build", False):
-            flags = "".join(
-                f" --{flag}={data_config[flag]}"
-                for flag in ("data_dir", "manual_dir")
-                if data_config.get(flag)
-            )
-            raise errors.DataNotFoundError(
-                f"dataset pathfinder/{config_name} is not prepared in {builder.data_dir}; build it "
-                f"with --config.data.allow_build=True or `python scripts/prepare_data.py "
-                f"pathfinder --config={config_name}{flags}`"
+            raise _not_prepared(
+                "pathfinder",
+                f"pathfinder/{config_name}",
+                config_name,
+                builder.data_dir,
+                data_config,
             )
         builder.download_and_prepare()
     builder.warn_unexpected_sizes()
-    quirk = data_config.get("pixel_padding_quirk")
-    quirk = True if quirk is None else bool(quirk)  # default: LRA's (pixels.py)
-    info = DatasetInfo(pixels.vocab_size(quirk), 2, _split_sizes(builder))
-    return info, lambda split: pixels.adapt(builder.as_data_source(split), padding_quirk=quirk)
+    return _pixel_dataset(builder, data_config, num_classes=2)
 
 
 # name -> loader(data_config) -> (DatasetInfo, split name -> random-access source).
