@@ -53,8 +53,9 @@ def main(argv):
     except errors.JaxattnError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    metric = results["best_metric"]
     print(
-        f"test accuracy {results['test_accuracy']:.4f} ({results['checkpoint']} checkpoint, step "
+        f"test {metric} {results['test'][metric]:.4f} ({results['checkpoint']} checkpoint, step "
         f"{results['checkpoint_step']}); results in {os.path.join(_WORKDIR.value, 'results.json')}"
     )
 

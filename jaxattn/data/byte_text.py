@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 VOCAB_SIZE = 257  # 256 byte values + 1; id 0 = padding, never a byte
+DTYPE = np.uint16  # how the ids are stored
 
 
 def encode(text: bytes) -> np.ndarray:
     """Bytes -> ids byte + 1, uint16 [n]."""
-    return np.frombuffer(text, np.uint8).astype(np.uint16) + 1
+    return np.frombuffer(text, np.uint8).astype(DTYPE) + 1
 
 
 def decode(ids: np.ndarray) -> bytes:

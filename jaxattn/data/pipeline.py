@@ -23,7 +23,7 @@ Shape letters: B global batch size, b = B // process_count rows on this process,
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import grain
@@ -32,6 +32,8 @@ import numpy as np
 from jaxattn import errors
 
 Batch = dict[str, np.ndarray]
+# (record, seq_len, weight=1.0) -> one row of the batch: the task's `make_row`.
+RowFn = Callable[..., dict[str, Any]]
 
 
 # Record fields holding token sequences -> the batch arrays they become.
@@ -61,12 +63,16 @@ def _rows_per_process(batch_size: int, process_index: int, process_count: int) -
     return batch_size // process_count
 
 
-def _row(example: Mapping[str, Any], seq_len: int, weight: float = 1.0) -> dict[str, Any]:
+def classification_row(
+    example: Mapping[str, Any], seq_len: int, weight: float = 1.0
+) -> dict[str, Any]:
+    """A labelled record -> {'inputs' (and 'inputs2'): int32 [L], 'targets', 'weights'} (the
+    classification tasks' `make_row`): tokens truncated to L, then padded with 0 (the pad id)."""
     row: dict[str, Any] = {}
     for field, name in TOKEN_FIELDS.items():
         if field in example:
             tokens = np.asarray(example[field])[:seq_len]
-            inputs = np.zeros(seq_len, np.int32)  # truncated, then padded with 0 (the pad id)
+            inputs = np.zeros(seq_len, np.int32)
             inputs[: tokens.shape[0]] = tokens
             row[name] = inputs
     row["targets"] = np.int32(example["label"])
@@ -81,17 +87,19 @@ def _empty_record(source: Source) -> dict[str, Any]:
 
 
 def _eval_row(
-    position: int, *, source: Source, seq_len: int, empty: Mapping[str, Any]
+    position: int, *, source: Source, seq_len: int, empty: Mapping[str, Any], row_fn: RowFn
 ) -> dict[str, Any]:
     if position < len(source):
-        return _row(source[position], seq_len)
-    return _row(empty, seq_len, weight=0.0)
+        return row_fn(source[position], seq_len)
+    return row_fn(empty, seq_len, weight=0.0)
 
 
-def template_batch(source: Source, *, batch_size: int, seq_len: int) -> Batch:
+def template_batch(
+    source: Source, *, batch_size: int, seq_len: int, row_fn: RowFn = classification_row
+) -> Batch:
     """A batch of `batch_size` all-padding rows with the arrays, shapes and dtypes of the
     source's real batches (for model initialisation)."""
-    row = _row(_empty_record(source), seq_len)
+    row = row_fn(_empty_record(source), seq_len)
     return {k: np.stack([v] * batch_size) for k, v in row.items()}
 
 
@@ -116,6 +124,7 @@ def train_batches(
     process_index: int = 0,
     process_count: int = 1,
     num_threads: int = 2,
+    row_fn: RowFn = classification_row,
 ) -> Iterator[Batch]:
     """The endless, shuffled training stream, starting at batch `start_step`.
 
@@ -131,10 +140,12 @@ def train_batches(
       start_step: first global batch to yield.
       process_index, process_count: this process's rows of each global batch.
       num_threads: reader threads prefetching whole batches (0 reads in the caller's thread).
+      row_fn: record -> row (the task's `make_row`); default `classification_row`.
 
     Yields:
-      {'inputs': int32 [b, L], 'targets': int32 [b], 'weights': float32 [b] (ones)},
-      b = B // process_count; also 'inputs2' int32 [b, L] when records hold 'tokens2'.
+      rows stacked to batches of b = B // process_count; with `classification_row`
+      {'inputs': int32 [b, L], 'targets': int32 [b], 'weights': float32 [b] (ones)}, and
+      'inputs2' int32 [b, L] when records hold 'tokens2'.
     """
     rows = _rows_per_process(batch_size, process_index, process_count)
     if len(source) == 0:
@@ -143,7 +154,7 @@ def train_batches(
         grain.MapDataset.source(source)
         .shuffle(seed=_shuffle_seed(seed))
         .repeat()  # endless; the shuffle reseeds per epoch from the position's epoch number
-        .map(functools.partial(_row, seq_len=seq_len))
+        .map(functools.partial(row_fn, seq_len=seq_len))
         .batch(rows, drop_remainder=True)
     )
     # Chunk c holds stream positions [c * b, (c + 1) * b); global batch s is chunks
@@ -161,6 +172,7 @@ def eval_batches(
     process_count: int = 1,
     max_batches: int | None = None,
     num_threads: int = 2,
+    row_fn: RowFn = classification_row,
 ) -> Iterator[Batch]:
     """One in-order pass over `source`; the last global batch is padded with weight-0 rows.
 
@@ -175,10 +187,11 @@ def eval_batches(
       process_index, process_count: this process's rows of each global batch.
       max_batches: stop after this many global batches (None: the whole split).
       num_threads: reader threads prefetching whole batches.
+      row_fn: record -> row (the task's `make_row`); padding rows get `weight=0.0`.
 
     Yields:
-      num_eval_batches(len(source), B) (or max_batches) batches of
-      {'inputs': int32 [b, L], 'targets': int32 [b], 'weights': float32 [b]}.
+      num_eval_batches(len(source), B) (or max_batches) batches of rows (with
+      `classification_row`: {'inputs': int32 [b, L], 'targets': int32 [b], 'weights': float32 [b]}).
     """
     rows = _rows_per_process(batch_size, process_index, process_count)
     num_batches = num_eval_batches(len(source), batch_size)
@@ -190,7 +203,11 @@ def eval_batches(
         grain.MapDataset.range(num_batches * batch_size)
         .map(
             functools.partial(
-                _eval_row, source=source, seq_len=seq_len, empty=_empty_record(source)
+                _eval_row,
+                source=source,
+                seq_len=seq_len,
+                empty=_empty_record(source),
+                row_fn=row_fn,
             )
         )
         .batch(rows)

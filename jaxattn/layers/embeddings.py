@@ -11,7 +11,10 @@ import numpy as np
 
 
 class TokenEmbedding(nn.Module):
-    """Token ids [B, T] -> [B, T, D]; N(0, init_stddev) initialisation (LRA: 1.0), no scaling."""
+    """Token ids [B, T] -> [B, T, D]; N(0, init_stddev) initialisation (LRA: 1.0), no scaling.
+
+    `attend(x)` [B, T, D] -> [B, T, V] multiplies by the same table: tied input and output
+    embeddings (the language model's default)."""
 
     vocab_size: int
     emb_dim: int
@@ -19,9 +22,8 @@ class TokenEmbedding(nn.Module):
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
-    @nn.compact
-    def __call__(self, tokens: jax.Array) -> jax.Array:
-        table = self.param(
+    def setup(self):
+        self.embedding = self.param(
             "embedding",
             nn.with_logical_partitioning(
                 nn.initializers.normal(self.init_stddev), ("vocab", "embed")
@@ -29,7 +31,12 @@ class TokenEmbedding(nn.Module):
             (self.vocab_size, self.emb_dim),
             self.param_dtype,
         )
-        return jnp.take(table, tokens, axis=0).astype(self.dtype)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        return jnp.take(self.embedding, tokens, axis=0).astype(self.dtype)
+
+    def attend(self, x: jax.Array) -> jax.Array:
+        return jnp.einsum("BTD,VD->BTV", x, self.embedding.astype(x.dtype))
 
 
 def sinusoidal_table(length: int, dim: int, max_scale: float = 10_000.0) -> np.ndarray:

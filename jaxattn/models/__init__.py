@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -10,24 +10,42 @@ import jax.numpy as jnp
 
 from jaxattn import attention, errors
 from jaxattn.layers import embeddings, posenc
-from jaxattn.models import classifier
+from jaxattn.models import classifier, lm
 
 MODELS: dict[str, type[nn.Module]] = {
     "encoder_classifier": classifier.EncoderClassifier,
     "dual_encoder_classifier": classifier.DualEncoderClassifier,
+    "decoder_lm": lm.DecoderLM,
 }
 
-# What each model family asks of its attention kind (checked before tracing).
-ATTENTION_NEEDS: dict[str, dict[str, bool]] = {
-    "encoder_classifier": {"kv_mask": True},
-    "dual_encoder_classifier": {"kv_mask": True},
+
+def _classifier_needs(cfg: Mapping[str, Any]) -> dict[str, bool]:
+    return {"kv_mask": True, "is_causal": bool(cfg.get("causal", False))}
+
+
+def _lm_needs(cfg: Mapping[str, Any]) -> dict[str, bool]:
+    # Right padding is in every real token's future, so causality alone hides it: no kv_mask.
+    num_kv_heads = cfg.get("num_kv_heads")
+    return {
+        "is_causal": True,
+        "segment_ids": bool(cfg.get("packed", False)),
+        "gqa": num_kv_heads is not None and num_kv_heads != cfg.get("num_heads"),
+    }
+
+
+# What each model family asks of its attention kind, from its config (checked before tracing).
+ATTENTION_NEEDS: dict[str, Callable[[Mapping[str, Any]], dict[str, bool]]] = {
+    "encoder_classifier": _classifier_needs,
+    "dual_encoder_classifier": _classifier_needs,
+    "decoder_lm": _lm_needs,
 }
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def build_model(model_config: Mapping[str, Any], **fields: Any) -> nn.Module:
-    """config.model -> a Flax module; `fields` adds data-derived sizes (vocab_size, num_classes).
+    """config.model -> a Flax module; `fields` offers data-derived settings (vocab_size,
+    num_classes, max_length, packed), of which the model takes those it has.
 
     Raises ConfigError for an unknown model name, attention kind, positional scheme or field, and
     UnsupportedFeatureError for an attention kind that cannot run what the model asks of it
@@ -39,6 +57,8 @@ def build_model(model_config: Mapping[str, Any], **fields: Any) -> nn.Module:
         raise errors.ConfigError(
             f"unknown model '{name}'; available models: {', '.join(sorted(MODELS))}"
         )
+    cls = MODELS[name]
+    cfg.update({k: v for k, v in fields.items() if k in cls.__dataclass_fields__})
     positional = cfg.get("positional", "none")
     if positional not in embeddings.POSITION_KINDS:
         choices = ", ".join(embeddings.POSITION_KINDS)
@@ -53,8 +73,7 @@ def build_model(model_config: Mapping[str, Any], **fields: Any) -> nn.Module:
         [k for k, spec in attention.REGISTRY.items() if posenc.works_with(relative, spec)],
     )
     needs = dict(
-        ATTENTION_NEEDS[name],
-        is_causal=bool(cfg.get("causal", False)),
+        ATTENTION_NEEDS[name](cfg),
         bias=scheme.mechanism == "bias",
         dropout=float(cfg.get("attention_dropout_rate", 0.0)) > 0,
     )
@@ -71,8 +90,6 @@ def build_model(model_config: Mapping[str, Any], **fields: Any) -> nn.Module:
         raise errors.ConfigError(
             f"unknown model.dtype '{dtype_name}'; choose from {sorted(DTYPES)}"
         )
-    cfg.update(fields)
-    cls = MODELS[name]
     unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
     if unknown:
         raise errors.ConfigError(f"model '{name}' has no field(s) {unknown}")

@@ -13,6 +13,10 @@ from jaxattn.tasks import classification
 
 loss = classification.loss
 metrics = classification.metrics
+make_row = classification.make_row
+derived_metrics = classification.derived_metrics
+baselines = classification.baselines
+HIGHER_IS_BETTER = classification.HIGHER_IS_BETTER
 
 
 def model_inputs(batch: dict[str, jax.Array]) -> dict[str, jax.Array]:

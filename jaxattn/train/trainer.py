@@ -97,6 +97,7 @@ def evaluate(
     params: Any,
     model_state: Any,
     batches: Iterator[Batch],
+    task: Any,
 ) -> dict[str, float]:
     total = None
     for batch in batches:
@@ -105,7 +106,8 @@ def evaluate(
         raise errors.ConfigError(
             "evaluation split is empty; check config.data and train.max_eval_batches"
         )
-    return metrics.averages(total)
+    averages = metrics.averages(total)
+    return {**averages, **task.derived_metrics(averages)}
 
 
 def _check_batch_size(name: str, size: int, divisor: int) -> None:
@@ -116,10 +118,18 @@ def _check_batch_size(name: str, size: int, divisor: int) -> None:
         )
 
 
-def _majority_class_rate(source: Any) -> float:
-    """The accuracy of always predicting the most frequent label of `source` (the chance floor)."""
-    labels = np.asarray([int(source[i]["label"]) for i in range(len(source))])
-    return float(np.bincount(labels).max() / max(len(labels), 1))
+def _metric_direction(task: Any, name: str) -> bool:
+    """Whether a higher `train.best_metric` is better, or a ConfigError naming the choices."""
+    if name not in task.HIGHER_IS_BETTER:
+        raise errors.ConfigError(
+            f"train.best_metric '{name}' is not a metric of task '{task.__name__.split('.')[-1]}'; "
+            f"choose from {sorted(task.HIGHER_IS_BETTER)}"
+        )
+    return task.HIGHER_IS_BETTER[name]
+
+
+def _format_metrics(values: dict[str, float], skip: tuple[str, ...] = ()) -> str:
+    return " | ".join(f"{k} {v:.4f}" for k, v in sorted(values.items()) if k not in skip)
 
 
 def _format_duration(seconds: float) -> str:
@@ -158,9 +168,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         jax.devices()[0].platform,
     )
 
-    # --- data
+    # --- data and task (the task turns records into batch rows)
     info, open_split = data.get_dataset(config.data)
     seq_len = config.data.max_length
+    task = tasks.get_task(config.task.name)
+    higher_is_better = _metric_direction(task, train_cfg.best_metric)
 
     def eval_batches(split: str) -> Iterator[Batch]:
         host = pipeline.eval_batches(
@@ -170,21 +182,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             process_index=jax.process_index(),
             process_count=jax.process_count(),
             max_batches=train_cfg.get("max_eval_batches"),
+            row_fn=task.make_row,
         )
         return _device_batches(host, data_sharding)
 
-    # --- model, task, optimizer
+    # --- model, optimizer
     model = models.build_model(
-        config.model, vocab_size=info.vocab_size, num_classes=info.num_classes, max_length=seq_len
+        config.model,
+        vocab_size=info.vocab_size,
+        num_classes=info.num_classes,
+        max_length=seq_len,
+        packed=info.packed,
     )
-    task = tasks.get_task(config.task.name)
     num_steps = int(train_cfg.num_train_steps)
     tx, schedule = optim.make_optimizer(config.optim, num_steps)
 
     # --- sharded init: shapes first, then init straight into the shardings
     rng = jax.random.PRNGKey(train_cfg.seed)
     init_rng, train_rng = jax.random.split(rng)
-    dummy = pipeline.template_batch(open_split("train"), batch_size=divisor, seq_len=seq_len)
+    dummy = pipeline.template_batch(
+        open_split("train"), batch_size=divisor, seq_len=seq_len, row_fn=task.make_row
+    )
 
     def init_boxed(rng):
         variables = dict(
@@ -256,16 +274,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 start_step=start_step,
                 process_index=jax.process_index(),
                 process_count=jax.process_count(),
+                row_fn=task.make_row,
             ),
             data_sharding,
         )
 
         def run_validation(step: int) -> dict[str, float]:
             nonlocal best
-            val = evaluate(p_eval_step, state.params, state.model_state, eval_batches("validation"))
+            val = evaluate(
+                p_eval_step, state.params, state.model_state, eval_batches("validation"), task
+            )
             writer.write_scalars(step, val, split="validation")
             value = val[train_cfg.best_metric]
-            improved = best is None or value > best["value"]
+            improved = (
+                best is None
+                or (higher_is_better and value > best["value"])
+                or (not higher_is_better and value < best["value"])
+            )
             logging.info(
                 "step %d | validation %s%s",
                 step,
@@ -311,11 +336,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 scalars["steps_per_s"] = steps_per_s
                 writer.write_scalars(step, scalars, split="train")
                 logging.info(
-                    "step %d/%d | loss %.4f | accuracy %.4f | lr %.3g | %.2f steps/s | ETA %s",
+                    "step %d/%d | %s | lr %.3g | %.2f steps/s | ETA %s",
                     step,
                     num_steps,
-                    scalars["loss"],
-                    scalars["accuracy"],
+                    _format_metrics(scalars, skip=("learning_rate", "steps_per_s")),
                     scalars["learning_rate"],
                     steps_per_s,
                     _format_duration((num_steps - step) / max(steps_per_s, 1e-9)),
@@ -334,26 +358,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if last_val_step != final_step:  # resumed after the last step: validate once more
             last_val = run_validation(final_step)
         best_ckpt.wait_until_finished()
-        last_test = evaluate(p_eval_step, state.params, state.model_state, eval_batches("test"))
+        last_test = evaluate(
+            p_eval_step, state.params, state.model_state, eval_batches("test"), task
+        )
         best_step, best_params = checkpoint.restore_best_params(best_ckpt, abstract_state.params)
-        best_test = evaluate(p_eval_step, best_params, state.model_state, eval_batches("test"))
+        best_test = evaluate(
+            p_eval_step, best_params, state.model_state, eval_batches("test"), task
+        )
         writer.write_scalars(final_step, last_test, split="test")
         writer.close()
 
-    majority = _majority_class_rate(open_split("test"))
+    reference = task.baselines(open_split("test"), seq_len)
     results = {
-        "test_accuracy": best_test["accuracy"],
+        "test_accuracy": best_test.get("accuracy"),
         "test_loss": best_test["loss"],
         "checkpoint": "best_validation",
         "checkpoint_step": int(best_step),
-        "validation_accuracy": best["validation"]["accuracy"],
+        "best_metric": train_cfg.best_metric,
+        "validation_accuracy": best["validation"].get("accuracy"),
+        "test": best_test,
+        "validation": best["validation"],
         "last_checkpoint": {
             "step": final_step,
-            "test_accuracy": last_test["accuracy"],
+            "test_accuracy": last_test.get("accuracy"),
             "test_loss": last_test["loss"],
-            "validation_accuracy": last_val["accuracy"],
+            "validation_accuracy": last_val.get("accuracy"),
+            "test": last_test,
         },
-        "test_majority_class_rate": majority,
+        **reference,
         "num_train_steps": num_steps,
         "attention": attention.resolve_kind(config.model.attention.kind),
         "dataset": f"{config.data.name}/{config.data.builder_config}",
@@ -369,10 +401,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             json.dump(results, f, indent=2)
         os.replace(path + ".tmp", path)
     logging.info(
-        "test accuracy %.4f (best-validation checkpoint, step %d); last checkpoint %.4f; majority class %.4f",
-        results["test_accuracy"],
+        "test %s %.4f (best-validation checkpoint, step %d); last checkpoint %.4f; %s",
+        train_cfg.best_metric,
+        best_test[train_cfg.best_metric],
         best_step,
-        last_test["accuracy"],
-        majority,
+        last_test[train_cfg.best_metric],
+        " ".join(f"{k} {v:.4f}" for k, v in reference.items()),
     )
     return results

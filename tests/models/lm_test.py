@@ -1,0 +1,112 @@
+"""The decoder-only LM: strict causality of the whole model for every causal kind, packing
+equivalence (loss and gradients) for every kind that also packs, and the registry's refusals."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxattn import errors, models
+from jaxattn.attention import REGISTRY
+from jaxattn.tasks import next_token
+from tests.attention import battery_cases
+
+V, T = 40, 16
+CAUSAL_KINDS = sorted(k for k, spec in REGISTRY.items() if spec.causal)
+PACKING_KINDS = [k for k in CAUSAL_KINDS if REGISTRY[k].packing]
+
+# The battery's settings, except where they would hide a leak: routing's window is smaller than
+# the sequence, so clusters overflow and members are dropped (the case that can see the future).
+LM_HPARAMS = {**battery_cases.BATTERY_HPARAMS, "routing": {"num_clusters": 3, "window": 4}}
+
+
+def lm(kind: str, *, packed: bool = False, **overrides):
+    cfg = {
+        "name": "decoder_lm",
+        "emb_dim": 16,
+        "num_layers": 2,
+        "num_heads": 2,
+        "head_dim": 8,
+        "mlp_dim": 32,
+        "attention": {"kind": kind, kind: dict(LM_HPARAMS.get(kind, {}))},
+        **overrides,
+    }
+    return models.build_model(cfg, vocab_size=V, max_length=T, num_classes=0, packed=packed)
+
+
+def init(model, tokens, **inputs):
+    rng = jax.random.PRNGKey(0)
+    return model.init({"params": rng, "attention": rng}, tokens, **inputs)
+
+
+def apply(model, variables, tokens, **inputs):
+    logits, _ = model.apply(variables, tokens, **inputs, rngs={"attention": jax.random.PRNGKey(1)})
+    return logits
+
+
+@pytest.mark.parametrize("kind", CAUSAL_KINDS)
+def test_whole_model_is_strictly_causal(kind):
+    model = lm(kind)
+    tokens = jax.random.randint(jax.random.PRNGKey(2), (2, T), 1, V)
+    variables = init(model, tokens)
+    base = apply(model, variables, tokens)
+    for t in (3, 8, 12):
+        future = jax.random.randint(jax.random.PRNGKey(10 + t), (2, T - t - 1), 1, V)
+        changed = tokens.at[:, t + 1 :].set(future)
+        out = apply(model, variables, changed)
+        diff = float(jnp.abs(out[:, : t + 1] - base[:, : t + 1]).max())
+        assert diff <= 1e-5, f"{kind}: logits at positions <= {t} moved by {diff} (future leaks)"
+        assert float(jnp.abs(out[:, t + 1 :] - base[:, t + 1 :]).max()) > 0  # the probe bites
+
+
+def _rows(records):
+    rows = [next_token.make_row(r, T) for r in records]
+    return {k: jnp.asarray(np.stack([row[k] for row in rows])) for k in rows[0]}
+
+
+@pytest.mark.parametrize("kind", PACKING_KINDS)
+def test_packed_training_equals_documents_run_separately(kind):
+    rng = np.random.default_rng(0)
+    doc_a, doc_b = rng.integers(1, V, 8), rng.integers(1, V, 9)  # 17 = T + 1 tokens together
+    packed = _rows([{"tokens": np.r_[doc_a, doc_b], "segment_ids": np.r_[[1] * 8, [2] * 9]}])
+    separate = _rows([{"tokens": doc_a}, {"tokens": doc_b}])
+    assert float(packed["weights"].sum()) == float(separate["weights"].sum()) == 15.0
+
+    model = lm(kind, packed=True)
+    variables = init(model, packed["inputs"], segment_ids=packed["segment_ids"])
+
+    def total_loss(params, batch):
+        logits = apply(model, {**variables, "params": params}, **next_token.model_inputs(batch))
+        return next_token.loss(logits, batch)[0]
+
+    loss_p, grads_p = jax.value_and_grad(total_loss)(variables["params"], packed)
+    loss_s, grads_s = jax.value_and_grad(total_loss)(variables["params"], separate)
+    np.testing.assert_allclose(float(loss_p), float(loss_s), rtol=1e-5)
+    flat_p, flat_s = jax.tree.leaves(grads_p), jax.tree.leaves(grads_s)
+    for g_p, g_s in zip(flat_p, flat_s, strict=True):
+        np.testing.assert_allclose(np.asarray(g_p), np.asarray(g_s), atol=1e-5, rtol=1e-4)
+
+
+def test_non_causal_kind_is_refused():
+    with pytest.raises(errors.UnsupportedFeatureError, match="nystrom.*is_causal"):
+        lm("nystrom")
+
+
+def test_packed_rows_need_a_packing_kind():
+    kind = next(k for k in CAUSAL_KINDS if not REGISTRY[k].packing)
+    with pytest.raises(errors.UnsupportedFeatureError, match=f"{kind}.*segment_ids"):
+        lm(kind, packed=True)
+
+
+def test_untied_gqa_and_softcap():
+    model = lm("softmax", tie_embeddings=False, num_kv_heads=1, logit_softcap=2.0)
+    tokens = jax.random.randint(jax.random.PRNGKey(0), (2, T), 1, V)
+    variables = init(model, tokens)
+    logits = apply(model, variables, tokens)
+    assert logits.shape == (2, T, V) and float(jnp.abs(logits).max()) < 2.0
+    assert "logits" in variables["params"]
+    key = nn.unbox(variables["params"]["decoder"]["block_0"]["attention"]["key"])
+    assert key.shape[1] == 1  # one kv head (MQA)
