@@ -44,7 +44,9 @@ def test_any_kind_renders_and_scheme_compatibility_follows_capabilities():
 
     registry = {
         "dense": core.AttentionSpec(fn, causal=True, bias=True, dropout=True, complexity="O(T·S)"),
-        "linear": core.AttentionSpec(fn, decoding=True, complexity="O(T | S)"),
+        "linear": core.AttentionSpec(
+            fn, decoder=core.Decoder(init=fn, step=fn), complexity="O(T | S)"
+        ),
         "mixer": core.AttentionSpec(fn, family="mixer"),  # no complexity declared
     }
     rendered = table.render(registry)

@@ -13,6 +13,7 @@ from jaxattn import errors
 from jaxattn.attention import (
     block_sparse,
     core,
+    decoding,
     fnet,
     kernels,
     linear,
@@ -37,6 +38,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         bias=True,
         gqa=True,
         dropout=True,
+        decoder=decoding.KV_CACHE,
         complexity="O(T·S·H) time, O(T·S) memory",
     ),
     # No dropout: the Nyströmformer authors' code drops none of its softmax kernels F, A, B.
@@ -58,6 +60,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         gqa=True,
         cross=True,
         dropout=True,
+        decoder=decoding.KV_CACHE,
         complexity="O(T·S·H) time, O(T·S) memory on XLA (cuDNN: O((T+S)·H))",
     ),
     "softmax_chunked": AttentionSpec(
@@ -68,6 +71,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         gqa=True,
         cross=True,
         dropout=True,
+        decoder=decoding.KV_CACHE,
         complexity="O(T·S·H) time, O((T+S)·H) memory",
     ),
     "synthesizer": AttentionSpec(
@@ -134,6 +138,7 @@ REGISTRY: dict[str, AttentionSpec] = {
         gqa=True,
         cross=False,
         dropout=True,
+        decoder=local.DECODER,  # a rolling cache of the window
         complexity="O(T·w·H) time, O(T·w) memory (w = window or block size)",
     ),
     # BigBird / Longformer / Sparse Transformer block layouts. Causal only for the layouts in
@@ -169,14 +174,15 @@ REGISTRY: dict[str, AttentionSpec] = {
         gqa=True,
         complexity="O((T+S)·r·H) time, O((T+S)·r + r·H) memory; causal O(T·(C+H)·r) time",
         needs_rng=True,
+        decoder=performer.DECODER,  # the causal prefix sums as a recurrent state
     ),
-    # elu+1 linear attention; decoding through linear.linear_attention_step (recurrent state).
+    # elu+1 linear attention; decoding from the recurrent state (the paper's RNN form).
     "linear": AttentionSpec(
         linear.linear_attention,
         causal=True,
         packing=True,
         gqa=True,
-        decoding=True,
+        decoder=linear.DECODER,
         complexity="O((T+S)·H²) time, O(H²) state; causal O(T·(C+H)·H) time (C = chunk_size)",
     ),
 }

@@ -34,7 +34,8 @@ MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
 # The dropout arguments of the common signature: the layer passes them, never the config.
 DROPOUT_ARGS = frozenset({"dropout_rate", "dropout_rng"})
 
-# The flags a model can require of an attention kind, with the capability that covers each.
+# The flags a model can require of an attention call (`supports` also answers "decoding", which
+# the layer asks of a kind rather than a call).
 FEATURES = ("is_causal", "kv_mask", "segment_ids", "bias", "gqa", "cross", "dropout")
 
 
@@ -52,6 +53,24 @@ class ParamSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class Decoder:
+    """Incremental (token-by-token) causal decoding of a kind: a cache and a step.
+
+    init(hparams, *, batch, max_length, num_heads, num_kv_heads, head_dim, dtype)
+        -> cache {name: array}: the state before position 0 (a KV cache, a rolling window, a
+        recurrent state). max_length is the most positions one cache will see.
+    step(query [B, 1, N, H], key [B, 1, K, H], value [B, 1, K, H], cache, index, *, scale,
+         **hparams, **tensors) -> (out [B, 1, N, H], new cache)
+        the causal output at position `index` (an int32 scalar: how many tokens came before),
+        equal to the full causal forward pass's row `index`. `tensors` are what the full pass
+        gets too (`rng` for random kinds, declared parameters).
+    """
+
+    init: Callable[..., dict[str, jax.Array]]
+    step: Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+
+
+@dataclasses.dataclass(frozen=True)
 class AttentionSpec:
     """One registry entry: the function and what it supports, checked before tracing.
 
@@ -60,7 +79,9 @@ class AttentionSpec:
         kv_segment_ids, bias, scale, dropout_rate, dropout_rng, **hyper_params,
         **param_tensors) -> [B, T, N, H]`.
       family: 'attention' (query/key/value) or 'mixer' (x -> y token mixers).
-      causal, padding, packing, bias, gqa, cross, decoding: declared capabilities.
+      causal, padding, packing, bias, gqa, cross: declared capabilities.
+      decoder: incremental causal decoding (`Decoder`), or None: the kind cannot decode and
+        asking it to raises UnsupportedFeatureError ('decoding' in the capability table).
       dropout: whether the kind applies attention-probability dropout (`dropout_rate` > 0 with a
         `dropout_rng`); a kind without it raises for a rate > 0.
       complexity: time / memory in shape letters, for the capability table.
@@ -82,12 +103,16 @@ class AttentionSpec:
     bias: bool = False
     gqa: bool = False
     cross: bool = True
-    decoding: bool = False
+    decoder: Decoder | None = None
     dropout: bool = False
     complexity: str = ""
     params: Callable[..., dict[str, ParamSpec]] | None = None
     needs_rng: bool = False
     state: Callable[..., dict[str, ParamSpec]] | None = None
+
+    @property
+    def decoding(self) -> bool:
+        return self.decoder is not None
 
     def supports(self, feature: str) -> bool:
         return {
@@ -98,6 +123,7 @@ class AttentionSpec:
             "gqa": self.gqa,
             "cross": self.cross,
             "dropout": self.dropout,
+            "decoding": self.decoding,
         }[feature]
 
 

@@ -31,6 +31,7 @@ chunk, C a chunk's length.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -418,3 +419,70 @@ def linear_attention_step(
     den = jnp.einsum("BKGF,BKF->BKG", phi_q, k_sum)
     out = _normalise(num, den).reshape(B, N, H).astype(v_t.dtype)
     return LinearAttentionState(kv_sum, k_sum), out
+
+
+def feature_state_init(batch: int, num_kv_heads: int, num_features: int, head_dim: int):
+    """The empty recurrent state of a feature-map attention (no key seen), float32:
+    {'kv_sum': [B, K, F, H], 'k_sum': [B, K, F], 'log_max': [B, K]}."""
+    return {
+        "kv_sum": jnp.zeros((batch, num_kv_heads, num_features, head_dim), jnp.float32),
+        "k_sum": jnp.zeros((batch, num_kv_heads, num_features), jnp.float32),
+        "log_max": jnp.full((batch, num_kv_heads), NEG, jnp.float32),
+    }
+
+
+def feature_state_step(
+    state: Mapping[str, jax.Array],
+    phi_q: jax.Array,
+    phi_k: jax.Array,
+    value: jax.Array,
+    k_log_scale: jax.Array | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Adds one key to the state and reads it with one query: the causal scan's recurrence.
+
+    The sums are kept relative to the largest key log-scale seen (`log_max`), as the chunked
+    scan keeps them, so keys with large features (Performer's softmax kernel) do not overflow.
+
+    Args:
+      state: `feature_state_init` or the previous step's.
+      phi_q: [B, K, G, F] query features; phi_k: [B, K, F] key features ψ(k), the feature
+        being ψ(k)·exp(k_log_scale); value: [B, K, H]; k_log_scale: [B, K] or None (= 0).
+
+    Returns:
+      (out [B, K, G, H] float32, the new state).
+    """
+    log_k = (
+        jnp.zeros(phi_k.shape[:2], jnp.float32)
+        if k_log_scale is None
+        else jax.lax.stop_gradient(k_log_scale.astype(jnp.float32))
+    )
+    top = jnp.maximum(state["log_max"], log_k)  # [B, K]
+    alpha, beta = jnp.exp(state["log_max"] - top), jnp.exp(log_k - top)
+    k_in = phi_k.astype(jnp.float32) * beta[..., None]  # [B, K, F]
+    kv_sum = state["kv_sum"] * alpha[..., None, None] + jnp.einsum(
+        "BKF,BKH->BKFH", k_in, value.astype(jnp.float32)
+    )
+    k_sum = state["k_sum"] * alpha[..., None] + k_in
+    num = jnp.einsum("BKGF,BKFH->BKGH", phi_q, kv_sum)
+    den = jnp.einsum("BKGF,BKF->BKG", phi_q, k_sum)
+    return _normalise(num, den), {"kv_sum": kv_sum, "k_sum": k_sum, "log_max": top}
+
+
+def _decode_init(hparams, *, batch, max_length, num_heads, num_kv_heads, head_dim, dtype):
+    del hparams, max_length, num_heads, dtype
+    return feature_state_init(batch, num_kv_heads, head_dim, head_dim)  # F = H for elu + 1
+
+
+def _decode_step(query, key, value, cache, index, *, scale=None, **unused):
+    """Causal linear attention at position `index` from the recurrent state (`core.Decoder`)."""
+    del index, unused
+    B, _, N, H = query.shape
+    K = key.shape[2]
+    q = query[:, 0].reshape(B, K, N // K, H).astype(jnp.float32) * (1.0 if scale is None else scale)
+    out, state = feature_state_step(
+        cache, elu_feature_map(q), elu_feature_map(key[:, 0]), value[:, 0]
+    )
+    return out.reshape(B, 1, N, H).astype(value.dtype), state
+
+
+DECODER = core.Decoder(init=_decode_init, step=_decode_step)

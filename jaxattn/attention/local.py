@@ -23,13 +23,15 @@ Einsum letters: the house letters (core.py) plus U (query tiles), C (positions i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxattn import errors
-from jaxattn.attention import core
+from jaxattn.attention import core, softmax
 
 KIND = "local"
 MODES = ("sliding", "block")
@@ -267,3 +269,67 @@ def _run_positions(ids: jax.Array) -> jax.Array:
         [jnp.ones_like(ids[:, :1], bool), ids[:, 1:] != ids[:, :-1]], axis=1
     )  # [B, T]
     return t - jax.lax.cummax(jnp.where(starts, t, 0), axis=1)
+
+
+def _window_slots(hparams: Mapping[str, Any], max_length: int) -> int:
+    if hparams.get("mode", "sliding") == "block":
+        return min(int(hparams.get("block_size", 50)), max_length)
+    left = hparams.get("window_left")
+    left = int(hparams.get("window_size", 128)) if left is None else int(left)
+    return min(left + 1, max_length)
+
+
+def _decode_init(hparams, *, batch, max_length, num_heads, num_kv_heads, head_dim, dtype):
+    """A rolling cache of the keys and values a causal query can see: the left window plus the
+    token itself ('sliding'), or one block ('block'), with each slot's position (-1: empty)."""
+    del num_heads
+    W = _window_slots(hparams, max_length)
+    shape = (batch, W, num_kv_heads, head_dim)
+    return {
+        "key": jnp.zeros(shape, dtype),
+        "value": jnp.zeros(shape, dtype),
+        "positions": jnp.full((W,), -1, jnp.int32),
+    }
+
+
+def _decode_step(
+    query,
+    key,
+    value,
+    cache,
+    index,
+    *,
+    scale=None,
+    mode="sliding",
+    window_size=128,
+    window_left=None,
+    block_size=50,
+    **unused,
+):
+    """Causal local attention at position `index` from the rolling cache (`core.Decoder`):
+    slot index % W takes the new key, so the cache never holds more than the window."""
+    del unused
+    W = cache["key"].shape[1]
+    slot = index % W
+    keys = jax.lax.dynamic_update_slice_in_dim(
+        cache["key"], key.astype(cache["key"].dtype), slot, axis=1
+    )
+    values = jax.lax.dynamic_update_slice_in_dim(
+        cache["value"], value.astype(cache["value"].dtype), slot, axis=1
+    )
+    positions = jax.lax.dynamic_update_slice(
+        cache["positions"], index[None].astype(jnp.int32), (slot,)
+    )
+    if mode == "block":
+        seen = (positions >= 0) & (positions // block_size == index // block_size)
+    else:
+        left = window_size if window_left is None else window_left
+        seen = (positions >= 0) & (positions >= index - left)
+    B = keys.shape[0]
+    out = softmax.softmax_attention(
+        query, keys, values, kv_mask=jnp.broadcast_to(seen, (B, W)), scale=scale
+    )
+    return out, {"key": keys, "value": values, "positions": positions}
+
+
+DECODER = core.Decoder(init=_decode_init, step=_decode_step)

@@ -203,3 +203,42 @@ def _feature_map(kernel: str) -> Callable[..., tuple[jax.Array, jax.Array | None
             f"{KIND}: kernel must be one of {sorted(FEATURE_MAPS)}; got {kernel!r}"
         )
     return FEATURE_MAPS[kernel]
+
+
+def _decode_init(hparams, *, batch, max_length, num_heads, num_kv_heads, head_dim, dtype):
+    del max_length, num_heads, dtype
+    return linear.feature_state_init(
+        batch, num_kv_heads, int(hparams.get("num_features", 256)), head_dim
+    )
+
+
+def _decode_step(
+    query,
+    key,
+    value,
+    cache,
+    index,
+    *,
+    scale=None,
+    rng=None,
+    num_features=256,
+    kernel="softmax",
+    **unused,
+):
+    """Causal FAVOR+ at position `index` from the recurrent state (`core.Decoder`): the same
+    features as the full pass (drawn from the same `rng`), added one key at a time."""
+    del index, unused
+    if rng is None:
+        raise ValueError(f"{KIND}: rng is required to decode (the full pass's features)")
+    B, _, N, H = query.shape
+    K = key.shape[2]
+    feature_map = _feature_map(kernel)
+    w = orthogonal_random_features(rng, num_features, H)  # [R, H]
+    data_scale = math.sqrt(core.default_scale(scale, H))
+    phi_q, _ = feature_map(query[:, 0].reshape(B, K, N // K, H), w, data_scale)  # [B, K, G, R]
+    phi_k, k_log_scale = feature_map(key[:, 0], w, data_scale)  # [B, K, R], [B, K]
+    out, state = linear.feature_state_step(cache, phi_q, phi_k, value[:, 0], k_log_scale)
+    return out.reshape(B, 1, N, H).astype(value.dtype), state
+
+
+DECODER = core.Decoder(init=_decode_init, step=_decode_step)

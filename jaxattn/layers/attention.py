@@ -38,6 +38,12 @@ class MultiHeadAttention(nn.Module):
         by the kind itself when not deterministic, with an rng from the 'dropout' stream;
         deterministic calls (evaluation) need no rng and drop nothing. A rate > 0 on a kind
         without dropout support raises UnsupportedFeatureError, in training and evaluation.
+
+    Decoding: a call with `decode_length=L` takes one token (x [B, 1, D]) and runs the kind's
+    `core.Decoder` step on a cache kept in the 'cache' collection (created on the first call,
+    sized for L positions; the caller makes 'cache' mutable). `positions` default to the number
+    of tokens decoded so far. Kinds without a decoder, bias schemes (ALiBi, T5, Shaw, Huang: the
+    bias row against the cache is not built) and cross-attention raise UnsupportedFeatureError.
     """
 
     attention: BoundAttention
@@ -65,7 +71,13 @@ class MultiHeadAttention(nn.Module):
         bias: jax.Array | None = None,  # broadcastable to [B, N, T, S]
         positions: jax.Array | None = None,  # [B, T] int, for the relative scheme; default 0..T-1
         deterministic: bool = True,
+        decode_length: int | None = None,  # decode one token with a cache of this many positions
     ) -> jax.Array:  # [B, T, D]
+        if decode_length is not None:
+            index = self._check_decode(x, context, decode_length)
+            positions = (
+                jnp.broadcast_to(index.value, (x.shape[0], 1)) if positions is None else positions
+            )
         q_positions = posenc.default_positions(positions, x.shape[1])  # [B|1, T]
         kv_positions = (
             q_positions if context is None else posenc.default_positions(None, context.shape[1])
@@ -142,22 +154,21 @@ class MultiHeadAttention(nn.Module):
             tensors["rng"] = self.make_rng("attention")
         tensors.update(dropout_arguments(self.attention, self.dropout_rate, deterministic, self))
 
-        out = self.attention(
-            query,
-            key,
-            value,
-            is_causal=is_causal,
-            kv_mask=kv_mask,
-            q_segment_ids=q_segment_ids,
-            kv_segment_ids=kv_segment_ids,
-            bias=bias,
-            **tensors,
-        )  # [B, T, N, H]
-        if self.attention.spec.state is not None:
-            out, new_state = out
-            if self.is_mutable_collection("attention_state"):
-                for name, variable in state.items():
-                    variable.value = new_state[name]
+        if decode_length is not None:
+            out = self._decode_step(query, key, value, index, decode_length, tensors)
+        else:
+            out = self._attend(
+                query,
+                key,
+                value,
+                tensors,
+                state,
+                is_causal,
+                kv_mask,
+                q_segment_ids,
+                kv_segment_ids,
+                bias,
+            )
         out = nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
         out_kernel = self.param(
             "out",
@@ -175,6 +186,85 @@ class MultiHeadAttention(nn.Module):
             )
             y = y + b.astype(self.dtype)
         return y
+
+    def _attend(
+        self,
+        query,
+        key,
+        value,
+        tensors,
+        state,
+        is_causal,
+        kv_mask,
+        q_segment_ids,
+        kv_segment_ids,
+        bias,
+    ) -> jax.Array:
+        """The kind's full pass [B, T, N, H]; stores a stateful kind's new state when mutable."""
+        out = self.attention(
+            query,
+            key,
+            value,
+            is_causal=is_causal,
+            kv_mask=kv_mask,
+            q_segment_ids=q_segment_ids,
+            kv_segment_ids=kv_segment_ids,
+            bias=bias,
+            **tensors,
+        )  # [B, T, N, H]
+        if self.attention.spec.state is not None:
+            out, new_state = out
+            if self.is_mutable_collection("attention_state"):
+                for name, variable in state.items():
+                    variable.value = new_state[name]
+        return out
+
+    def _check_decode(self, x: jax.Array, context: jax.Array | None, decode_length: int):
+        """Refuses what decoding cannot do; returns the 'cache' index variable (tokens so far)."""
+        kind, spec = self.attention.kind, self.attention.spec
+        if spec.decoder is None:
+            raise core.unsupported(kind, "decoding", attention_lib.kinds_supporting("decoding"))
+        if context is not None:
+            raise core.unsupported(kind, "decoding with cross-attention")
+        if posenc.get_scheme(self.relative.scheme).mechanism == "bias":
+            raise errors.UnsupportedFeatureError(
+                f"decoding with the relative scheme '{self.relative.scheme}' is not supported "
+                "(its bias row against the cache is not built); use relative='rope' or 'none'"
+            )
+        if x.shape[1] != 1:
+            raise ValueError(f"decoding takes one token per call; got x of length {x.shape[1]}")
+        del decode_length
+        return self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+
+    def _decode_step(self, query, key, value, index, decode_length: int, tensors) -> jax.Array:
+        """One token through the kind's decoder; the cache lives in the 'cache' collection."""
+        decoder = self.attention.spec.decoder
+        B, _, N, H = query.shape
+        initial = decoder.init(
+            dict(self.attention.hparams),
+            batch=B,
+            max_length=decode_length,
+            num_heads=N,
+            num_kv_heads=key.shape[2],
+            head_dim=H,
+            dtype=value.dtype,
+        )
+        cache = {name: self.variable("cache", name, lambda a=a: a) for name, a in initial.items()}
+        tensors = {k: v for k, v in tensors.items() if k not in core.DROPOUT_ARGS}
+        out, new_cache = decoder.step(
+            query,
+            key,
+            value,
+            {name: variable.value for name, variable in cache.items()},
+            index.value,
+            **dict(self.attention.hparams),
+            **tensors,
+        )
+        if self.is_mutable_collection("cache"):
+            for name, variable in cache.items():
+                variable.value = new_cache[name]
+            index.value = index.value + 1
+        return out
 
 
 def dropout_arguments(

@@ -54,6 +54,7 @@ class TransformerBlock(nn.Module):
         bias: jax.Array | None = None,
         positions: jax.Array | None = None,  # [B, T] int, for the relative scheme
         deterministic: bool = True,
+        decode_length: int | None = None,  # one-token decoding with a cache (layers/attention.py)
     ) -> jax.Array:
         h = layer_norm("ln_attention", self.dtype)(x)
         h = MIXING_LAYERS[self.attention.spec.family](self)(
@@ -64,6 +65,7 @@ class TransformerBlock(nn.Module):
             bias=bias,
             positions=positions,
             deterministic=deterministic,
+            decode_length=decode_length,
         )
         h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
         x = x + h
@@ -105,7 +107,7 @@ def _token_mixer(block: TransformerBlock) -> nn.Module:
 
 
 # The sublayer each registry family gets; both take (x, *, is_causal, kv_mask, q_segment_ids,
-# bias, positions, deterministic) and return [B, T, D].
+# bias, positions, deterministic, decode_length) and return [B, T, D].
 MIXING_LAYERS: dict[str, Callable[[TransformerBlock], nn.Module]] = {
     "attention": _multi_head_attention,
     "mixer": _token_mixer,

@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxattn import attention as attention_lib
+from jaxattn.attention import core
 from jaxattn.attention.core import BoundAttention
 from jaxattn.layers import attention
 
@@ -47,9 +49,14 @@ class TokenMixer(nn.Module):
         bias: jax.Array | None = None,
         positions: jax.Array | None = None,  # unused: relative schemes need attention kinds
         deterministic: bool = True,
+        decode_length: int | None = None,
     ) -> jax.Array:  # [B, T, D]
         del positions  # build_model rejects a relative scheme for a mixer
         spec = self.mixer.spec
+        if decode_length is not None and spec.decoder is None:
+            raise core.unsupported(
+                self.mixer.kind, "decoding", attention_lib.kinds_supporting("decoding")
+            )
         if spec.family != "mixer":
             raise ValueError(f"TokenMixer runs 'mixer' kinds; '{self.mixer.kind}' is {spec.family}")
         shapes = dict(num_heads=1, num_kv_heads=1, head_dim=x.shape[-1], kv_length=x.shape[1])

@@ -68,7 +68,18 @@ class DecoderLM(nn.Module):
         positions: jax.Array | None = None,  # [B, T] per-document positions
         *,
         deterministic: bool = True,
+        decode: bool = False,
     ) -> tuple[jax.Array, dict]:
+        """Logits [B, T, V]. With `decode=True`, tokens is [B, 1], the next token of every row,
+        and the attention layers decode from caches in the 'cache' collection (mutable; created
+        on the first call, sized max_length): token-by-token logits equal the full pass's."""
+        if decode:
+            index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+            if positions is None:
+                positions = jnp.broadcast_to(index.value, tokens.shape)
+            if self.is_mutable_collection("cache"):
+                index.value = index.value + tokens.shape[1]
+            segment_ids = None
         embed = embeddings.TokenEmbedding(
             self.vocab_size,
             self.emb_dim,
@@ -107,6 +118,7 @@ class DecoderLM(nn.Module):
             segment_ids=segment_ids if self.packed else None,
             positions=positions,
             deterministic=deterministic,
+            decode_length=self.max_length if decode else None,
         )  # [B, T, D]
         if self.tie_embeddings:
             logits = embed.attend(x)

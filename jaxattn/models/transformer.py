@@ -41,6 +41,7 @@ class Transformer(nn.Module):
         segment_ids: jax.Array | None = None,  # [B, T]
         positions: jax.Array | None = None,  # [B, T] int
         deterministic: bool = True,
+        decode_length: int | None = None,  # one-token decoding with caches of this length
     ) -> jax.Array:
         x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
         for i in range(self.num_layers):
@@ -63,5 +64,6 @@ class Transformer(nn.Module):
                 segment_ids=segment_ids,
                 positions=positions,
                 deterministic=deterministic,
+                decode_length=decode_length,
             )
         return blocks.layer_norm("final_ln", self.dtype)(x)

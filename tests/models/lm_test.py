@@ -110,3 +110,59 @@ def test_untied_gqa_and_softcap():
     assert "logits" in variables["params"]
     key = nn.unbox(variables["params"]["decoder"]["block_0"]["attention"]["key"])
     assert key.shape[1] == 1  # one kv head (MQA)
+
+
+DECODING_KINDS = sorted(k for k, spec in REGISTRY.items() if spec.decoding)
+
+
+def decode_all(model, variables, tokens):
+    """Token-by-token logits [B, T, V] through the decoders' caches."""
+    cache, outs = {}, []
+    for t in range(tokens.shape[1]):
+        (logits, _), mutated = model.apply(
+            {**variables, **cache},
+            tokens[:, t : t + 1],
+            decode=True,
+            rngs={"attention": jax.random.PRNGKey(1)},
+            mutable=["cache"],
+        )
+        cache = {"cache": mutated["cache"]}
+        outs.append(logits)
+    return jnp.concatenate(outs, axis=1)
+
+
+@pytest.mark.parametrize(
+    "kind, overrides",
+    [(k, {}) for k in DECODING_KINDS]
+    + [
+        ("softmax", {"num_kv_heads": 1, "positional": "learned", "relative": "none"}),
+        ("local", {"attention": {"kind": "local", "local": {"mode": "block", "block_size": 5}}}),
+        ("linear", {"num_kv_heads": 1}),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "-".join(sorted(x)) or "default",
+)
+def test_token_by_token_decoding_equals_the_full_pass(kind, overrides):
+    assert set(DECODING_KINDS) >= {"softmax", "softmax_chunked", "local", "linear", "performer"}
+    model = lm(kind, **overrides)
+    tokens = jax.random.randint(jax.random.PRNGKey(3), (2, T), 1, V)
+    variables = init(model, tokens)
+    full = apply(model, variables, tokens)
+    decoded = decode_all(model, variables, tokens)
+    assert float(jnp.abs(decoded - full).max()) <= 1e-4
+
+
+def test_kinds_without_a_decoder_refuse_to_decode():
+    kind = next(k for k in CAUSAL_KINDS if not REGISTRY[k].decoding)
+    model = lm(kind)
+    tokens = jnp.ones((1, T), jnp.int32)
+    variables = init(model, tokens)
+    with pytest.raises(errors.UnsupportedFeatureError, match=f"{kind}.*decoding"):
+        decode_all(model, variables, tokens[:, :2])
+
+
+def test_bias_schemes_refuse_to_decode():
+    model = lm("softmax", relative="alibi")
+    tokens = jnp.ones((1, T), jnp.int32)
+    variables = init(model, tokens)
+    with pytest.raises(errors.UnsupportedFeatureError, match="alibi"):
+        decode_all(model, variables, tokens[:, :2])
