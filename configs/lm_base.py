@@ -23,6 +23,13 @@ from ml_collections import config_dict
 
 from configs import common
 
+# Every kind's LM settings, set whichever kind is chosen, so switching kinds with
+# --config.model.attention.kind=... (or a sweep) keeps them: a 64-byte window (about one verse
+# line) for local, 64 random features for performer.
+LM_ATTENTION = {
+    "local": {"mode": "sliding", "window_size": 64},
+    "performer": {"num_features": 64},
+}
 SMOKE_ATTENTION = {
     "softmax_chunked": {"block_q": 16, "block_k": 8},
     "local": {"window_size": 8},
@@ -72,9 +79,14 @@ def get_lm_config(
             "dropout_rate": 0.0,
             "attention_dropout_rate": 0.0,
             "dtype": "float32",
-            "attention": common.attention_config(kind, **attention_overrides),
+            "attention": common.attention_config(
+                kind, **{**LM_ATTENTION.get(kind, {}), **attention_overrides}
+            ),
         }
     )
+    for name, values in LM_ATTENTION.items():
+        if name != kind:
+            config.model.attention[name].update(values)
     config.task = config_dict.ConfigDict({"name": "next_token"})
     config.optim = config_dict.ConfigDict(
         {
@@ -96,6 +108,8 @@ def get_lm_config(
             "checkpoint_every_steps": 250,
             "max_checkpoints_to_keep": 2,
             "max_eval_batches": config_dict.placeholder(int),  # None = the whole split
+            # Stop after this many seconds of the training loop (evaluated and saved there).
+            "time_budget_s": config_dict.placeholder(float),
             "best_metric": "bits_per_byte",
             "seed": 0,
         }

@@ -11,4 +11,4 @@ from configs import lm_base
 
 
 def get_config(arg: str | None = None):
-    return lm_base.get_lm_config("local", arg, mode="sliding", window_size=64)
+    return lm_base.get_lm_config("local", arg)  # settings: lm_base.LM_ATTENTION

@@ -11,4 +11,4 @@ from configs import lm_base
 
 
 def get_config(arg: str | None = None):
-    return lm_base.get_lm_config("performer", arg, num_features=64)
+    return lm_base.get_lm_config("performer", arg)  # settings: lm_base.LM_ATTENTION

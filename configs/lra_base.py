@@ -246,6 +246,8 @@ def get_lra_config(
             "checkpoint_every_steps": 250,
             "max_checkpoints_to_keep": 2,
             "max_eval_batches": config_dict.placeholder(int),  # None = the whole split
+            # Stop after this many seconds of the training loop (evaluated and saved there).
+            "time_budget_s": config_dict.placeholder(float),
             "best_metric": "accuracy",
             "seed": 0,
         }

@@ -316,12 +316,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         loop_start = last_log_time = time.time()
         last_log_step = start_step
         last_val, last_val_step = None, None
+        # Optional wall-clock budget (seconds of this process's loop, compilation and in-loop
+        # evaluations included): the step that crosses it is the last, evaluated and saved.
+        budget = train_cfg.get("time_budget_s")
         for step in range(start_step + 1, num_steps + 1):
             batch = next(train_iter)
             state, step_metrics = p_train_step(state, batch, train_rng)
             pending = metrics.add(pending, step_metrics)
+            out_of_time = budget is not None and time.time() - loop_start >= budget
+            last = step == num_steps or out_of_time
 
-            if step % train_cfg.log_every_steps == 0 or step == num_steps:
+            if step % train_cfg.log_every_steps == 0 or last:
                 scalars = metrics.averages(pending)
                 if not (np.isfinite(scalars["loss"]) and np.isfinite(scalars["grad_norm"])):
                     ckpt.wait_until_finished()
@@ -346,15 +351,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 )
                 pending, last_log_time, last_log_step = None, now, step
 
-            if step % train_cfg.eval_every_steps == 0 or step == num_steps:
+            if step % train_cfg.eval_every_steps == 0 or last:
                 last_val, last_val_step = run_validation(step), step
-            if step % train_cfg.checkpoint_every_steps == 0 or step == num_steps:
+            if step % train_cfg.checkpoint_every_steps == 0 or last:
                 checkpoint.save_state(ckpt, step, state)
+            if out_of_time and step < num_steps:
+                logging.info(
+                    "time budget of %ss used up at step %d/%d; stopping (a rerun resumes)",
+                    budget,
+                    step,
+                    num_steps,
+                )
+                break
         ckpt.wait_until_finished()
-        train_steps_per_s = (num_steps - start_step) / max(time.time() - loop_start, 1e-9)
+        final_step = int(jax.device_get(state.step))
+        train_steps_per_s = (final_step - start_step) / max(time.time() - loop_start, 1e-9)
 
         # --- final evaluation: test accuracy of the best-validation params and of the last params
-        final_step = int(jax.device_get(state.step))
         if last_val_step != final_step:  # resumed after the last step: validate once more
             last_val = run_validation(final_step)
         best_ckpt.wait_until_finished()
@@ -387,11 +400,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         },
         **reference,
         "num_train_steps": num_steps,
+        "steps_trained": final_step,
+        "time_budget_s": budget,
         "attention": attention.resolve_kind(config.model.attention.kind),
         "dataset": f"{config.data.name}/{config.data.builder_config}",
         "num_parameters": params_count,
         "wall_time_s": round(time.time() - start_time, 1),
-        "train_steps_per_s": round(train_steps_per_s, 3) if num_steps > start_step else None,
+        "train_steps_per_s": round(train_steps_per_s, 3) if final_step > start_step else None,
+        "train_tokens_per_s": round(train_steps_per_s * config.data.batch_size * seq_len, 1)
+        if final_step > start_step
+        else None,
         "devices": f"{jax.device_count()} x {jax.devices()[0].platform}",
     }
     if is_chief:

@@ -127,3 +127,23 @@ def test_softmax_smoke_trains(tmp_path, data_dir):
         smoke_config(data_dir, module=lra_softmax), str(tmp_path / "sm")
     )
     assert results["attention"] == "softmax"
+
+
+def test_time_budget_stops_early_evaluates_saves_and_resumes(tmp_path, data_dir):
+    workdir = str(tmp_path / "run")
+    config = smoke_config(data_dir, num_train_steps=50, time_budget_s=0.0)
+    results = trainer.train_and_evaluate(config, workdir)
+    # A budget of 0 s is used up by the first step: it is the last, validated and saved.
+    assert results["steps_trained"] == 1 and results["num_train_steps"] == 50
+    assert results["checkpoint_step"] == 1
+    assert os.listdir(os.path.join(workdir, "checkpoints")) == ["1"]
+    config.train.time_budget_s = None
+    config.train.num_train_steps = 3
+    resumed = trainer.train_and_evaluate(config, workdir)  # a rerun continues from step 1
+    assert resumed["steps_trained"] == 3
+
+
+def test_unknown_best_metric_is_one_clear_error(tmp_path, data_dir):
+    config = smoke_config(data_dir, best_metric="bits_per_byte")
+    with pytest.raises(errors.ConfigError, match="best_metric 'bits_per_byte'.*accuracy"):
+        trainer.train_and_evaluate(config, str(tmp_path / "run"))
