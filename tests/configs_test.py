@@ -24,6 +24,7 @@ CONFIG_FILES = sorted(
 FAMILY_ARGS = {
     "lra": [None, "smoke", "setup=lra", "setup=lra,smoke"],
     "lm": [None, "smoke", "packing=padded", "corpus=plays,smoke"],
+    "recall": [None, "smoke", "task=copy", "task=copy,kind=linear,smoke"],
 }
 CASES = [(name, arg) for name in CONFIG_FILES for arg in FAMILY_ARGS[name.split("_")[0]]]
 

@@ -32,6 +32,7 @@ from jaxattn.data import (
     packing,
     pathfinder_builder,
     pixels,
+    recall,
     shakespeare,
     source_files,
 )
@@ -243,6 +244,35 @@ def _load_shakespeare(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, Sour
     return _lm_rows(builder, data_config, shakespeare.VOCAB_SIZE)
 
 
+def _load_recall(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    """MQAR or copying (`data.task`), generated per example on access (`data/recall.py`)."""
+    params = {
+        "seq_len": int(data_config["max_length"]),
+        **{k: data_config[k] for k in recall.SETTINGS if k in data_config},
+    }
+    sizes = {
+        "train": int(data_config.get("num_train", 10_000)),
+        "validation": int(data_config.get("num_validation", 500)),
+        "test": int(data_config.get("num_test", 500)),
+    }
+    sources = {
+        split: recall.RecallSource(
+            data_config.get("task", "mqar"),
+            split=split,
+            num_examples=n,
+            seed=int(data_config.get("seed", 0)),
+            **params,
+        )
+        for split, n in sizes.items()
+    }
+    info = DatasetInfo(
+        vocab_size=recall.vocab_size(params["num_keys"], params["num_values"]),
+        num_classes=0,
+        splits=sizes,
+    )
+    return info, sources.__getitem__
+
+
 # name -> loader(data_config) -> (DatasetInfo, split name -> random-access source).
 DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFactory]]] = {
     "listops": _load_listops,
@@ -251,6 +281,7 @@ DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFacto
     "aan": _load_aan,
     "pathfinder": _load_pathfinder,
     "shakespeare": _load_shakespeare,
+    "recall": _load_recall,
 }
 
 

@@ -39,9 +39,11 @@ def segment_positions(segment_ids: np.ndarray) -> np.ndarray:
 
 
 def make_row(example: Mapping[str, Any], seq_len: int, weight: float = 1.0) -> dict[str, Any]:
-    """A record {'tokens' [n], optional 'segment_ids' [n]} (n <= L + 1) -> one row (docstring).
+    """A record {'tokens' [n], optional 'segment_ids' [n], optional 'loss_mask' [n]} (n <= L + 1)
+    -> one row (docstring).
 
-    Without 'segment_ids' the record is one document (ids > 0 are its tokens)."""
+    Without 'segment_ids' the record is one document (ids > 0 are its tokens); with 'loss_mask'
+    only the tokens it marks are targets."""
     tokens = np.zeros(seq_len + 1, np.int32)
     raw = np.asarray(example["tokens"])[: seq_len + 1]
     tokens[: len(raw)] = raw
@@ -52,6 +54,11 @@ def make_row(example: Mapping[str, Any], seq_len: int, weight: float = 1.0) -> d
     else:
         segments = (tokens != 0).astype(np.int32)
     same = (segments[1:] == segments[:-1]) & (segments[1:] > 0)
+    if "loss_mask" in example:  # only some tokens are targets (recall probes' answers)
+        mask = np.zeros(seq_len + 1, bool)
+        raw_mask = np.asarray(example["loss_mask"], bool)[: seq_len + 1]
+        mask[: len(raw_mask)] = raw_mask
+        same &= mask[1:]
     return {
         "inputs": tokens[:-1],
         "targets": tokens[1:],

@@ -403,7 +403,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "steps_trained": final_step,
         "time_budget_s": budget,
         "attention": attention.resolve_kind(config.model.attention.kind),
-        "dataset": f"{config.data.name}/{config.data.builder_config}",
+        "dataset": "/".join(
+            str(x) for x in (config.data.name, config.data.get("builder_config")) if x
+        ),
         "num_parameters": params_count,
         "wall_time_s": round(time.time() - start_time, 1),
         "train_steps_per_s": round(train_steps_per_s, 3) if final_step > start_step else None,

@@ -1,0 +1,85 @@
+"""Recall probes for causal LMs: multi-query associative recall (MQAR) and copying.
+
+  python -m experiments.train --config=configs/recall.py:task=mqar,kind=softmax --workdir=runs/mqar_softmax
+  python -m experiments.train --config=configs/recall.py:task=copy,kind=linear --workdir=runs/copy_linear
+  python -m experiments.sweep --config=configs/recall.py:task=mqar --workdir_root=runs/mqar \\
+      --sweep=model.attention.kind=softmax,local,linear,performer     # the accuracy table per kind
+
+One file for every kind (config-string `kind=`), unlike `lra_<kind>.py`: the probe's point is
+the same model and budget for each kind. Data (`jaxattn/data/recall.py`): generated on access,
+seq 64; MQAR with 8 key-value pairs (64 keys, 64 values) and 8 queries; copy of 24 tokens.
+Model: the LM of configs/lm_base.py at Zoology's probe size (2 layers, width 64, 2 heads x 32,
+RoPE); AdamW peak lr 3e-3, cosine, 3000 steps of batch 64. Accuracy is over the answer tokens
+only (recalled values, copied tokens); chance is 1/64 for MQAR values and 1/128 for copying.
+
+Measured (2-core CPU, 2026-12-05, softmax, MQAR, 1000 steps with the cosine over 1000): validation
+accuracy 0.12 at step 100, 0.26 at 400, 0.36 at 900 (~4 steps/s): learning, not yet solved at
+that budget, hence the 3000 steps here.
+
+Expected outcome (the reason for the probe; Zoology §3, Jelassi et al. 2024): exact attention
+solves both; fixed-size-state kinds (linear, performer) fall behind as pairs grow; a local window
+shorter than the key-query distance cannot recall at all.
+"""
+
+from __future__ import annotations
+
+from ml_collections import config_dict
+
+from configs import common, lm_base
+from jaxattn import errors
+
+
+def get_config(arg: str | None = None):
+    args = common.parse_arg(arg, task="mqar", kind="softmax", smoke=False)
+    if args.task not in ("mqar", "copy"):
+        raise errors.ConfigError(f"unknown recall task '{args.task}'; choose from mqar, copy")
+    config = lm_base.get_lm_config(args.kind, "smoke" if args.smoke else None)
+    config.data = config_dict.ConfigDict(
+        {
+            "name": "recall",
+            "task": args.task,
+            "max_length": 64,
+            "num_keys": 64,
+            "num_values": 64,
+            "num_pairs": 8,
+            "num_queries": 8,
+            "copy_length": 24,
+            "num_train": 20_000,
+            "num_validation": 500,
+            "num_test": 500,
+            "seed": 0,
+            "batch_size": 64,
+            "eval_batch_size": 64,
+        }
+    )
+    config.model.update(emb_dim=64, num_layers=2, num_heads=2, head_dim=32, mlp_dim=128)
+    config.optim.learning_rate = 3e-3
+    config.train.update(
+        num_train_steps=3000,
+        eval_every_steps=250,
+        checkpoint_every_steps=250,
+        best_metric="accuracy",
+    )
+    if args.smoke:
+        config.data.update(
+            max_length=32,
+            num_keys=8,
+            num_values=8,
+            num_pairs=4,
+            num_queries=4,
+            copy_length=10,
+            num_train=256,
+            num_validation=32,
+            num_test=32,
+            batch_size=8,
+            eval_batch_size=8,
+        )
+        config.model.update(emb_dim=16, num_layers=1, num_heads=2, head_dim=8, mlp_dim=32)
+        config.train.update(
+            num_train_steps=3,
+            log_every_steps=1,
+            eval_every_steps=2,
+            checkpoint_every_steps=2,
+            max_eval_batches=2,
+        )
+    return config
