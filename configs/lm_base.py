@@ -117,16 +117,6 @@ def get_lm_config(
     config.sharding = common.default_sharding()
 
     if args.smoke:
-        config.data.update(max_length=32, batch_size=8, eval_batch_size=8)
-        config.model.update(emb_dim=16, num_layers=1, num_heads=2, head_dim=8, mlp_dim=32)
-        config.optim.update(warmup_steps=1)
-        config.train.update(
-            num_train_steps=3,
-            log_every_steps=1,
-            eval_every_steps=2,
-            checkpoint_every_steps=2,
-            max_eval_batches=2,
-        )
-        for name, values in SMOKE_ATTENTION.items():
-            config.model.attention[name].update(values)
+        common.apply_smoke(config, SMOKE_ATTENTION)
+        config.data.max_length = 32
     return config

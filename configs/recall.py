@@ -33,7 +33,7 @@ def get_config(arg: str | None = None):
     args = common.parse_arg(arg, task="mqar", kind="softmax", smoke=False)
     if args.task not in ("mqar", "copy"):
         raise errors.ConfigError(f"unknown recall task '{args.task}'; choose from mqar, copy")
-    config = lm_base.get_lm_config(args.kind, "smoke" if args.smoke else None)
+    config = lm_base.get_lm_config(args.kind)
     config.data = config_dict.ConfigDict(
         {
             "name": "recall",
@@ -71,15 +71,6 @@ def get_config(arg: str | None = None):
             num_train=256,
             num_validation=32,
             num_test=32,
-            batch_size=8,
-            eval_batch_size=8,
         )
-        config.model.update(emb_dim=16, num_layers=1, num_heads=2, head_dim=8, mlp_dim=32)
-        config.train.update(
-            num_train_steps=3,
-            log_every_steps=1,
-            eval_every_steps=2,
-            checkpoint_every_steps=2,
-            max_eval_batches=2,
-        )
+        common.apply_smoke(config, lm_base.SMOKE_ATTENTION)
     return config

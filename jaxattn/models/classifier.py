@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.attention.core import BoundAttention
-from jaxattn.layers import embeddings, posenc
+from jaxattn.layers import embeddings
 from jaxattn.models import transformer
 
 
@@ -108,24 +108,9 @@ class EncoderClassifier(nn.Module):
             name="positions",
         )(x)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
-        x = transformer.Transformer(
-            attention=self.attention,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            num_kv_heads=self.num_kv_heads,
-            head_dim=self.head_dim,
-            relative=posenc.RelativePosition(
-                scheme=self.relative,
-                max_distance=self.relative_max_distance,
-                num_buckets=self.relative_num_buckets,
-                rope_base=self.rope_base,
-            ),
-            mlp_dim=self.mlp_dim,
-            dropout_rate=self.dropout_rate,
-            attention_dropout_rate=self.attention_dropout_rate,
-            dtype=self.dtype,
-            name="encoder",
-        )(x, is_causal=self.causal, kv_mask=mask, deterministic=deterministic)
+        x = transformer.from_fields(self, "encoder")(
+            x, is_causal=self.causal, kv_mask=mask, deterministic=deterministic
+        )
         return POOLING[self.pooling](x, mask).astype(jnp.float32)  # [B, D]
 
     def head(self, features: jax.Array) -> jax.Array:

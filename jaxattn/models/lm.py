@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.attention.core import BoundAttention
-from jaxattn.layers import embeddings, posenc
+from jaxattn.layers import embeddings
 from jaxattn.models import transformer
 
 
@@ -95,24 +95,7 @@ class DecoderLM(nn.Module):
             name="positions",
         )(x, positions)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
-        x = transformer.Transformer(
-            attention=self.attention,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            num_kv_heads=self.num_kv_heads,
-            head_dim=self.head_dim,
-            relative=posenc.RelativePosition(
-                scheme=self.relative,
-                max_distance=self.relative_max_distance,
-                num_buckets=self.relative_num_buckets,
-                rope_base=self.rope_base,
-            ),
-            mlp_dim=self.mlp_dim,
-            dropout_rate=self.dropout_rate,
-            attention_dropout_rate=self.attention_dropout_rate,
-            dtype=self.dtype,
-            name="decoder",
-        )(
+        x = transformer.from_fields(self, "decoder")(
             x,
             is_causal=True,
             segment_ids=segment_ids if self.packed else None,

@@ -67,3 +67,27 @@ class Transformer(nn.Module):
                 decode_length=decode_length,
             )
         return blocks.layer_norm("final_ln", self.dtype)(x)
+
+
+def from_fields(model: nn.Module, name: str) -> Transformer:
+    """The Transformer configured from a model family's shared fields (attention, num_layers,
+    num_heads, num_kv_heads, head_dim, mlp_dim, the relative-position fields, dropout rates,
+    dtype): every family names them the same way."""
+    return Transformer(
+        attention=model.attention,
+        num_layers=model.num_layers,
+        num_heads=model.num_heads,
+        num_kv_heads=model.num_kv_heads,
+        head_dim=model.head_dim,
+        relative=posenc.RelativePosition(
+            scheme=model.relative,
+            max_distance=model.relative_max_distance,
+            num_buckets=model.relative_num_buckets,
+            rope_base=model.rope_base,
+        ),
+        mlp_dim=model.mlp_dim,
+        dropout_rate=model.dropout_rate,
+        attention_dropout_rate=model.attention_dropout_rate,
+        dtype=model.dtype,
+        name=name,
+    )
