@@ -9,7 +9,7 @@ One file for every kind (config-string `kind=`), unlike `lra_<kind>.py`: the pro
 the same model and budget for each kind. Data (`jaxattn/data/recall.py`): generated on access,
 seq 64; MQAR with 8 key-value pairs (64 keys, 64 values) and 8 queries; copy of 24 tokens.
 Model: the LM of configs/lm_base.py at Zoology's probe size (2 layers, width 64, 2 heads x 32,
-RoPE); AdamW peak lr 3e-3, cosine, 3000 steps of batch 64. Accuracy is over the answer tokens
+RoPE); AdamW peak lr 3e-3, cosine, 3000 steps of batch 64; `local` with a 16-token window. Accuracy is over the answer tokens
 only (recalled values, copied tokens); chance is 1/64 for MQAR values and 1/128 for copying.
 
 Measured (2-core CPU, 2026-12-05, softmax, MQAR, 1000 steps with the cosine over 1000): validation
@@ -53,6 +53,8 @@ def get_config(arg: str | None = None):
         }
     )
     config.model.update(emb_dim=64, num_layers=2, num_heads=2, head_dim=32, mlp_dim=128)
+    # A window shorter than most key-to-query distances: the probe's case against local.
+    config.model.attention.local.update(mode="sliding", window_size=16)
     config.optim.learning_rate = 3e-3
     config.train.update(
         num_train_steps=3000,
