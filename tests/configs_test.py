@@ -25,6 +25,7 @@ FAMILY_ARGS = {
     "lra": [None, "smoke", "setup=lra", "setup=lra,smoke"],
     "lm": [None, "smoke", "packing=padded", "corpus=plays,smoke", "corpus=enwik8"],
     "recall": [None, "smoke", "task=copy", "task=copy,kind=linear,smoke"],
+    "icl": [None, "smoke", "heads=1,kind=linear"],
 }
 CASES = [(name, arg) for name in CONFIG_FILES for arg in FAMILY_ARGS[name.split("_")[0]]]
 

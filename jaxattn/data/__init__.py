@@ -26,6 +26,7 @@ from jaxattn import errors
 from jaxattn.data import (
     aan,
     cifar,
+    icl_regression,
     imdb,
     listops,
     listops_builder,
@@ -284,6 +285,25 @@ def _load_recall(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFac
     return info, sources.__getitem__
 
 
+def _load_icl_regression(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    """In-context linear regression prompts, generated per example (`data/icl_regression.py`)."""
+    sizes = {
+        "train": int(data_config.get("num_train", 100_000)),
+        "validation": int(data_config.get("num_validation", 1000)),
+        "test": int(data_config.get("num_test", 1000)),
+    }
+    sources = {
+        split: icl_regression.RegressionSource(
+            split=split,
+            num_examples=n,
+            seed=int(data_config.get("seed", 0)),
+            **icl_regression.settings(data_config),
+        )
+        for split, n in sizes.items()
+    }
+    return DatasetInfo(vocab_size=0, num_classes=0, splits=sizes), sources.__getitem__
+
+
 # name -> loader(data_config) -> (DatasetInfo, split name -> random-access source).
 DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFactory]]] = {
     "listops": _load_listops,
@@ -295,6 +315,7 @@ DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFacto
     "tiny_shakespeare": _load_tiny_shakespeare,
     "enwik8": _load_enwik8,
     "recall": _load_recall,
+    "icl_regression": _load_icl_regression,
 }
 
 

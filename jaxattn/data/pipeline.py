@@ -81,7 +81,10 @@ def classification_row(
 
 
 def _empty_record(source: Source) -> dict[str, Any]:
-    """A record with the source's token fields, empty (all padding), label 0."""
+    """A record with the source's token fields, empty (all padding), label 0; a source whose
+    records are not token sequences says what its empty record is (`empty_record()`)."""
+    if hasattr(source, "empty_record"):
+        return source.empty_record()
     fields = [f for f in TOKEN_FIELDS if f in source[0]] if len(source) else ["tokens"]
     return {**{f: np.zeros(0, np.int32) for f in fields}, "label": 0}
 

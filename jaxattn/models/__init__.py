@@ -10,12 +10,13 @@ import jax.numpy as jnp
 
 from jaxattn import attention, errors
 from jaxattn.layers import embeddings, posenc
-from jaxattn.models import classifier, lm
+from jaxattn.models import classifier, lm, regressor
 
 MODELS: dict[str, type[nn.Module]] = {
     "encoder_classifier": classifier.EncoderClassifier,
     "dual_encoder_classifier": classifier.DualEncoderClassifier,
     "decoder_lm": lm.DecoderLM,
+    "icl_regressor": regressor.InContextRegressor,
 }
 
 
@@ -38,6 +39,7 @@ ATTENTION_NEEDS: dict[str, Callable[[Mapping[str, Any]], dict[str, bool]]] = {
     "encoder_classifier": _classifier_needs,
     "dual_encoder_classifier": _classifier_needs,
     "decoder_lm": _lm_needs,
+    "icl_regressor": lambda cfg: {},  # every prompt token is real: no masks
 }
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

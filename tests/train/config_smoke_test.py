@@ -81,3 +81,12 @@ def test_recall_smoke_presets_train(arg, tmp_path):
     # Accuracy over the answer tokens only: 3 steps leave it near chance (1/16, 1/8 for smoke).
     assert 0.0 <= results["test_accuracy"] < 0.5
     assert results["test"]["loss"] > 1.0
+
+
+def test_icl_regression_smoke_preset_trains(tmp_path):
+    from configs import icl_regression
+
+    results = trainer.train_and_evaluate(icl_regression.get_config("smoke"), str(tmp_path / "run"))
+    assert math.isfinite(results["test"]["mse"]) and results["test_accuracy"] is None
+    # N = 20 noisy pairs in d = 5: ridge is near the noise floor, far below the zero predictor.
+    assert results["test_ridge_mse"] < 0.05 < 1.0 < results["test_zero_mse"]
