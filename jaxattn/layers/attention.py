@@ -74,7 +74,7 @@ class MultiHeadAttention(nn.Module):
         decode_length: int | None = None,  # decode one token with a cache of this many positions
     ) -> jax.Array:  # [B, T, D]
         if decode_length is not None:
-            index = self._check_decode(x, context, decode_length)
+            index = self._check_decode(x, context, bias)
             positions = (
                 jnp.broadcast_to(index.value, (x.shape[0], 1)) if positions is None else positions
             )
@@ -219,13 +219,15 @@ class MultiHeadAttention(nn.Module):
                     variable.value = new_state[name]
         return out
 
-    def _check_decode(self, x: jax.Array, context: jax.Array | None, decode_length: int):
+    def _check_decode(self, x: jax.Array, context: jax.Array | None, bias: jax.Array | None):
         """Refuses what decoding cannot do; returns the 'cache' index variable (tokens so far)."""
         kind, spec = self.attention.kind, self.attention.spec
         if spec.decoder is None:
             raise core.unsupported(kind, "decoding", attention_lib.kinds_supporting("decoding"))
         if context is not None:
             raise core.unsupported(kind, "decoding with cross-attention")
+        if bias is not None:
+            raise core.unsupported(kind, "decoding with a bias")
         if posenc.get_scheme(self.relative.scheme).mechanism == "bias":
             raise errors.UnsupportedFeatureError(
                 f"decoding with the relative scheme '{self.relative.scheme}' is not supported "
@@ -233,7 +235,6 @@ class MultiHeadAttention(nn.Module):
             )
         if x.shape[1] != 1:
             raise ValueError(f"decoding takes one token per call; got x of length {x.shape[1]}")
-        del decode_length
         return self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
 
     def _decode_step(self, query, key, value, index, decode_length: int, tensors) -> jax.Array:
