@@ -21,7 +21,10 @@ import sys
 def collect(root: pathlib.Path) -> list[dict]:
     rows = []
     for results_path in sorted(root.glob("**/results.json")):
-        config = json.loads((results_path.parent / "config.json").read_text())
+        config_path = results_path.parent / "config.json"
+        if not config_path.is_file():  # the sweep's own results.json, not a trainer workdir
+            continue
+        config = json.loads(config_path.read_text())
         results = json.loads(results_path.read_text())
         if config.get("task", {}).get("name") != "icl_regression":
             continue
