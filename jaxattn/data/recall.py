@@ -9,7 +9,8 @@ Vocabulary (both tasks): 0 padding, 1 filler/separator, then `num_keys` key ids,
 `num_values` value ids (copy: the alphabet is keys and values together).
 
 MQAR record: `num_pairs` key-value pairs (distinct keys) `k1 v1 k2 v2 ...`, then filler with
-`num_queries` of those keys re-appearing at random positions, each followed by its value. The
+`num_queries` of those keys (drawn with replacement) re-appearing at random positions, each
+followed by its value. The
 loss is on the values after the query keys only ('loss_mask'): the model must recall the value
 bound to a key many tokens earlier.
 
@@ -66,7 +67,9 @@ def mqar_example(
     # Query slots: non-overlapping (key, value) positions after the context.
     slots = (length - context) // 2
     chosen = np.sort(rng.choice(slots, num_queries, replace=False))
-    which = rng.choice(num_pairs, num_queries, replace=num_queries > num_pairs)
+    # Queried pairs are drawn with replacement: if every pair were asked once, guessing among
+    # the values not yet asked for would score (1/n + ... + 1/1) / n without any recall.
+    which = rng.integers(0, num_pairs, num_queries)
     starts = context + 2 * chosen
     tokens[starts], tokens[starts + 1] = keys[which], values[which]
     loss_mask[starts + 1] = True
