@@ -107,6 +107,13 @@ def default_sharding() -> config_dict.ConfigDict:
 
 # The smoke preset's model and loop: tiny shapes, 3 steps, a validation and a checkpoint at step 2.
 SMOKE_MODEL = {"emb_dim": 16, "num_layers": 1, "num_heads": 2, "head_dim": 8, "mlp_dim": 32}
+SMOKE_TRAIN = {
+    "num_train_steps": 3,
+    "log_every_steps": 1,
+    "eval_every_steps": 2,
+    "checkpoint_every_steps": 2,
+    "max_eval_batches": 2,
+}
 
 
 def apply_smoke(config: config_dict.ConfigDict, attention_hparams: dict[str, dict]) -> None:
@@ -116,12 +123,6 @@ def apply_smoke(config: config_dict.ConfigDict, attention_hparams: dict[str, dic
     config.data.update(batch_size=8, eval_batch_size=8)
     config.model.update(SMOKE_MODEL)
     config.optim.update(warmup_steps=1)
-    config.train.update(
-        num_train_steps=3,
-        log_every_steps=1,
-        eval_every_steps=2,
-        checkpoint_every_steps=2,
-        max_eval_batches=2,
-    )
+    config.train.update(SMOKE_TRAIN)
     for name, values in attention_hparams.items():
         config.model.attention[name].update(values)

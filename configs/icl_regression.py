@@ -83,11 +83,5 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
             num_train=64, num_validation=16, num_test=16, batch_size=8, eval_batch_size=8
         )
         config.optim.update(warmup_steps=1)
-        config.train.update(
-            num_train_steps=3,
-            log_every_steps=1,
-            eval_every_steps=2,
-            checkpoint_every_steps=2,
-            max_eval_batches=2,
-        )
+        config.train.update(common.SMOKE_TRAIN)  # its model has no width to shrink
     return config

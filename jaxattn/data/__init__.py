@@ -256,17 +256,22 @@ def _load_enwik8(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFac
     return _lm_rows(builder, data_config, text_corpora.VOCAB_SIZE)
 
 
+def _generated_sizes(data_config: Mapping[str, Any], *, train: int, evaluation: int) -> dict:
+    """Split sizes of a dataset generated on access: config.data.num_{train,validation,test}."""
+    return {
+        "train": int(data_config.get("num_train", train)),
+        "validation": int(data_config.get("num_validation", evaluation)),
+        "test": int(data_config.get("num_test", evaluation)),
+    }
+
+
 def _load_recall(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
     """MQAR or copying (`data.task`), generated per example on access (`data/recall.py`)."""
     params = {
         "seq_len": int(data_config["max_length"]),
         **{k: data_config[k] for k in recall.SETTINGS if k in data_config},
     }
-    sizes = {
-        "train": int(data_config.get("num_train", 10_000)),
-        "validation": int(data_config.get("num_validation", 500)),
-        "test": int(data_config.get("num_test", 500)),
-    }
+    sizes = _generated_sizes(data_config, train=10_000, evaluation=500)
     sources = {
         split: recall.RecallSource(
             data_config.get("task", "mqar"),
@@ -287,11 +292,7 @@ def _load_recall(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFac
 
 def _load_icl_regression(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
     """In-context linear regression prompts, generated per example (`data/icl_regression.py`)."""
-    sizes = {
-        "train": int(data_config.get("num_train", 100_000)),
-        "validation": int(data_config.get("num_validation", 1000)),
-        "test": int(data_config.get("num_test", 1000)),
-    }
+    sizes = _generated_sizes(data_config, train=100_000, evaluation=1000)
     sources = {
         split: icl_regression.RegressionSource(
             split=split,

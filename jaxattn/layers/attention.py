@@ -157,18 +157,22 @@ class MultiHeadAttention(nn.Module):
         if decode_length is not None:
             out = self._decode_step(query, key, value, index, decode_length, tensors)
         else:
-            out = self._attend(
+            out = self.attention(
                 query,
                 key,
                 value,
-                tensors,
-                state,
-                is_causal,
-                kv_mask,
-                q_segment_ids,
-                kv_segment_ids,
-                bias,
-            )
+                is_causal=is_causal,
+                kv_mask=kv_mask,
+                q_segment_ids=q_segment_ids,
+                kv_segment_ids=kv_segment_ids,
+                bias=bias,
+                **tensors,
+            )  # [B, T, N, H]
+            if self.attention.spec.state is not None:
+                out, new_state = out
+                if self.is_mutable_collection("attention_state"):
+                    for name, variable in state.items():
+                        variable.value = new_state[name]
         out = nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
         out_kernel = self.param(
             "out",
@@ -186,38 +190,6 @@ class MultiHeadAttention(nn.Module):
             )
             y = y + b.astype(self.dtype)
         return y
-
-    def _attend(
-        self,
-        query,
-        key,
-        value,
-        tensors,
-        state,
-        is_causal,
-        kv_mask,
-        q_segment_ids,
-        kv_segment_ids,
-        bias,
-    ) -> jax.Array:
-        """The kind's full pass [B, T, N, H]; stores a stateful kind's new state when mutable."""
-        out = self.attention(
-            query,
-            key,
-            value,
-            is_causal=is_causal,
-            kv_mask=kv_mask,
-            q_segment_ids=q_segment_ids,
-            kv_segment_ids=kv_segment_ids,
-            bias=bias,
-            **tensors,
-        )  # [B, T, N, H]
-        if self.attention.spec.state is not None:
-            out, new_state = out
-            if self.is_mutable_collection("attention_state"):
-                for name, variable in state.items():
-                    variable.value = new_state[name]
-        return out
 
     def _check_decode(self, x: jax.Array, context: jax.Array | None, bias: jax.Array | None):
         """Refuses what decoding cannot do; returns the 'cache' index variable (tokens so far)."""
