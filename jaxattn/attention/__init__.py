@@ -238,6 +238,7 @@ def get_attention_fn(
     gqa: bool = False,
     cross: bool = False,
     dropout: bool = False,
+    grid: tuple[int, int] | None = None,
 ) -> BoundAttention:
     """Returns the configured kind with its hyper-parameters bound, after checking capabilities.
 
@@ -248,6 +249,9 @@ def get_attention_fn(
       is_causal, kv_mask, segment_ids, bias, gqa, cross, dropout: what the model will ask of it
         (dropout: an attention-probability dropout rate > 0). A kind that cannot honour one
         raises `UnsupportedFeatureError` naming the kind and the flag.
+      grid: the (rows, cols) token grid the model offers (a ViT's patch grid), or None. Bound as
+        the `grid` hyper-parameter of kinds that declare `grid=True`, who refuse a model without
+        one; other kinds ignore it.
     """
     kind = resolve_kind(cfg["kind"])
     spec = get_spec(kind)
@@ -264,5 +268,13 @@ def get_attention_fn(
         if needed:
             check_supports(kind, feature)
     hparams = dict(cfg.get(kind) or {})
+    if spec.grid:
+        if grid is None:
+            raise errors.UnsupportedFeatureError(
+                f"attention kind '{kind}' needs a 2-D token grid, and this model offers none "
+                "(a sequence, not an image); use it in a vision model (e.g. configs/vit_base.py) "
+                "or pick a sequence kind"
+            )
+        hparams["grid"] = (int(grid[0]), int(grid[1]))
     core.check_hparams(kind, hparams, spec.fn)
     return BoundAttention(kind=kind, spec=spec, hparams=tuple(sorted(hparams.items())))

@@ -93,6 +93,12 @@ class AttentionSpec:
         the layer keeps in the 'attention_state' collection and passes in by name. A kind with
         state returns `(out, new_state)`, new_state a dict with the same names; the layer stores
         it when the collection is mutable (training), and ignores it otherwise (evaluation).
+      grid: whether the kind needs the 2-D token grid (image-native kinds such as axial). Such a
+        kind takes a hyper-parameter `grid=(rows, cols)` that `get_attention_fn` binds from what
+        the model offers (the patch grid); a sequence of T tokens is then `T - rows * cols`
+        prefix tokens (CLS, distillation) followed by the grid in raster order. Kinds without it
+        see the same tokens as a flat sequence. A model that offers no grid cannot use such a
+        kind (UnsupportedFeatureError).
     """
 
     fn: Callable[..., jax.Array]
@@ -109,6 +115,7 @@ class AttentionSpec:
     params: Callable[..., dict[str, ParamSpec]] | None = None
     needs_rng: bool = False
     state: Callable[..., dict[str, ParamSpec]] | None = None
+    grid: bool = False
 
     @property
     def decoding(self) -> bool:

@@ -51,6 +51,12 @@ class DatasetInfo:
     num_classes: int  # 0 for language-model corpora
     splits: dict[str, int]  # split name -> number of examples (LM corpora: rows)
     packed: bool = False  # rows hold several documents told apart by segment ids
+    # Data-derived model settings beyond the three above (e.g. image_shape, num_channels,
+    # horizon), offered to `models.build_model`, which gives each model the ones it has.
+    model_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Training-only augmentation of one batch row, `(row, np.random.Generator) -> row` (random
+    # crop, flip); the pipeline seeds it by stream position, so a resumed run draws the same.
+    train_transform: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
 
 
 SourceFactory = Callable[[str], "pipeline.Source"]

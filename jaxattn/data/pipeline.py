@@ -112,6 +112,11 @@ def _shuffle_seed(seed: int) -> int:
     return int(np.random.SeedSequence(seed).generate_state(1)[0])
 
 
+def _augment_seed(seed: int) -> int:
+    # Its own stream: not any seed's shuffle seed.
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+
+
 def _read_options(num_threads: int) -> grain.ReadOptions:
     # Elements here are whole batches: a few in flight per thread keep the trainer fed.
     return grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads))
@@ -128,6 +133,7 @@ def train_batches(
     process_count: int = 1,
     num_threads: int = 2,
     row_fn: RowFn = classification_row,
+    transform: Callable[[dict[str, Any], np.random.Generator], dict[str, Any]] | None = None,
 ) -> Iterator[Batch]:
     """The endless, shuffled training stream, starting at batch `start_step`.
 
@@ -144,6 +150,9 @@ def train_batches(
       process_index, process_count: this process's rows of each global batch.
       num_threads: reader threads prefetching whole batches (0 reads in the caller's thread).
       row_fn: record -> row (the task's `make_row`); default `classification_row`.
+      transform: optional training augmentation `(row, rng) -> row` (the dataset's
+        `train_transform`); its generator is seeded by (seed, stream position), so every epoch
+        draws anew and a resumed run draws exactly what the uninterrupted one did.
 
     Yields:
       rows stacked to batches of b = B // process_count; with `classification_row`
@@ -158,8 +167,10 @@ def train_batches(
         .shuffle(seed=_shuffle_seed(seed))
         .repeat()  # endless; the shuffle reseeds per epoch from the position's epoch number
         .map(functools.partial(row_fn, seq_len=seq_len))
-        .batch(rows, drop_remainder=True)
     )
+    if transform is not None:
+        dataset = dataset.random_map(transform, seed=_augment_seed(seed))
+    dataset = dataset.batch(rows, drop_remainder=True)
     # Chunk c holds stream positions [c * b, (c + 1) * b); global batch s is chunks
     # s * P .. s * P + P - 1, and this process takes chunk s * P + p.
     dataset = dataset[start_step * process_count + process_index :: process_count]

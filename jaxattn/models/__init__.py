@@ -34,7 +34,8 @@ def _lm_needs(cfg: Mapping[str, Any]) -> dict[str, bool]:
     }
 
 
-# What each model family asks of its attention kind, from its config (checked before tracing).
+# What each model family asks of its attention kind, from its config (checked before tracing):
+# flags of `attention.get_attention_fn`, and `grid` (rows, cols) where the model has a token grid.
 ATTENTION_NEEDS: dict[str, Callable[[Mapping[str, Any]], dict[str, bool]]] = {
     "encoder_classifier": _classifier_needs,
     "dual_encoder_classifier": _classifier_needs,

@@ -193,6 +193,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         num_classes=info.num_classes,
         max_length=seq_len,
         packed=info.packed,
+        **info.model_fields,
     )
     num_steps = int(train_cfg.num_train_steps)
     tx, schedule = optim.make_optimizer(config.optim, num_steps)
@@ -275,6 +276,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 process_index=jax.process_index(),
                 process_count=jax.process_count(),
                 row_fn=task.make_row,
+                transform=info.train_transform,
             ),
             data_sharding,
         )

@@ -189,3 +189,33 @@ def test_template_batch_has_the_shapes_and_dtypes_of_real_batches(make):
     for name in real:
         assert template[name].shape == real[name].shape
         assert template[name].dtype == real[name].dtype
+
+
+def _shift_tokens(row, rng):
+    """A stand-in augmentation: adds a random offset to the tokens."""
+    return {**row, "inputs": row["inputs"] + rng.integers(0, 1000)}
+
+
+def test_train_transform_draws_per_position_and_resumes_exactly():
+    source = _source(8)
+    plain = _train(source, 6)
+    augmented = _train(source, 6, transform=_shift_tokens)
+    offsets = [a["inputs"] - p["inputs"] for a, p in zip(augmented, plain, strict=True)]
+    # The same examples in the same order, each row shifted by its own draw.
+    for a, p in zip(augmented, plain, strict=True):
+        np.testing.assert_array_equal(a["targets"], p["targets"])
+    per_row = np.concatenate([o[:, 0] for o in offsets])
+    assert len(set(per_row.tolist())) > len(per_row) // 2
+
+    # Epoch 2 shows the same examples with new draws (batches 2, 3 hold epoch 1 of 8 examples).
+    def draws(batches, batch_offsets):
+        return {
+            int(target): int(offset)
+            for batch, offset in zip(batches, batch_offsets, strict=True)
+            for target, offset in zip(batch["targets"], offset[:, 0], strict=True)
+        }
+
+    first, second = draws(augmented[:2], offsets[:2]), draws(augmented[2:4], offsets[2:4])
+    assert first.keys() == second.keys() and first != second
+    # Resume at step 3 draws exactly what the uninterrupted run drew.
+    _assert_batches_equal(_train(source, 3, transform=_shift_tokens, start_step=3), augmented[3:])
