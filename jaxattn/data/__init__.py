@@ -262,6 +262,11 @@ def _load_enwik8(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFac
     return _lm_rows(builder, data_config, text_corpora.VOCAB_SIZE)
 
 
+def _load_lm1b(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    builder = _prepared_from_sources(text_corpora.Lm1b, data_config)
+    return _lm_rows(builder, data_config, text_corpora.VOCAB_SIZE)
+
+
 def _generated_sizes(data_config: Mapping[str, Any], *, train: int, evaluation: int) -> dict:
     """Split sizes of a dataset generated on access: config.data.num_{train,validation,test}."""
     return {
@@ -321,6 +326,7 @@ DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFacto
     "shakespeare": _load_shakespeare,
     "tiny_shakespeare": _load_tiny_shakespeare,
     "enwik8": _load_enwik8,
+    "lm1b": _load_lm1b,
     "recall": _load_recall,
     "icl_regression": _load_icl_regression,
 }

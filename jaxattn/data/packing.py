@@ -43,12 +43,14 @@ class DocumentRows:
             raise ValueError(f"unknown packing mode '{mode}'; choose from {MODES}")
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1; got {seq_len}")
-        docs = [np.asarray(d, np.int32) for d in documents if len(d) >= 2]
+        docs = [np.asarray(d) for d in documents if len(d) >= 2]
         self.seq_len, self.mode = seq_len, mode
         self._row_len = seq_len + 1
         if mode == "packed":
+            # Tokens keep their stored dtype (uint16 for bytes + 1) and documents are told apart
+            # by their start offsets: 2 bytes per token for a large corpus, not 8.
             self._tokens = np.concatenate(docs) if docs else np.zeros(0, np.int32)  # [N]
-            self._doc = np.repeat(np.arange(len(docs), dtype=np.int32), [len(d) for d in docs])
+            self._starts = np.cumsum([0] + [len(d) for d in docs], dtype=np.int64)[:-1]
             # Row r covers [r * L, r * L + L + 1): ceil((N - 1) / L) rows predict all N - 1.
             self._num_rows = -(-(len(self._tokens) - 1) // seq_len) if docs else 0
         else:
@@ -70,7 +72,8 @@ class DocumentRows:
         if self.mode == "packed":
             start = index * self.seq_len
             chunk = self._tokens[start : start + self._row_len]
-            docs = self._doc[start : start + self._row_len]
+            positions = np.arange(start, start + len(chunk))
+            docs = np.searchsorted(self._starts, positions, side="right")
             tokens[: len(chunk)] = chunk
             segments[: len(chunk)] = docs - docs[0] + 1  # documents in the row: 1, 2, ...
         else:
@@ -84,7 +87,7 @@ class DocumentRows:
         """Target positions over all rows: predicted, padding and document-boundary shares."""
         total = self._num_rows * self.seq_len
         if self.mode == "packed":
-            predicted = len(self._tokens) - int(self._doc.max(initial=-1)) - 1
+            predicted = len(self._tokens) - len(self._starts)
         else:
             predicted = sum(len(d) - 1 for d in self._docs)
         if self.mode == "packed":
