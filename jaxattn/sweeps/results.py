@@ -2,16 +2,20 @@
 
 `<root>/results.json`:
   {"sweep": {"config", "overrides", "root"},
-   "points": [{"name", "overrides", "status", "workdir", "test_accuracy",
-               "validation_accuracy", "steps", "checkpoint_step", "wall_time_s",
-               "exit_code"?, "error"?}],
+   "points": [{"name", "overrides", "status", "workdir", "metric", "test", "validation",
+               "test_accuracy", "validation_accuracy", "steps", "checkpoint_step",
+               "wall_time_s", "exit_code"?, "error"?}],
    "seed_groups": [{"overrides", "seeds", "points", "num_points", "num_done",
+                    "test_mean", "test_std", "validation_mean", "validation_std",
                     "test_accuracy_mean", "test_accuracy_std",
                     "validation_accuracy_mean", "validation_accuracy_std"}]}
 `<root>/results.md`: the same as two tables.
 
-test_accuracy is the trainer's (the best-validation checkpoint's test accuracy) and
-validation_accuracy that checkpoint's validation accuracy; steps is the last trained step;
+`metric` is the run's checkpoint-selection metric (`train.best_metric`: accuracy for
+classifiers, bits_per_byte for language models, mse for forecasters); `test` and `validation`
+are its values for the best-validation checkpoint, and the tables show that metric.
+test_accuracy / validation_accuracy are the same checkpoint's accuracies (None where the task
+has none); steps is the last trained step;
 wall_time_s is the trainer's own, which covers its last process only when the point was resumed.
 A seed group gathers the points whose overrides differ only in `train.seed`; its mean and
 sample standard deviation (n - 1) are over the done points, whose seeds are listed.
@@ -41,7 +45,13 @@ def point_row(root: str, name: str, overrides: dict[str, Any]) -> dict[str, Any]
     results = layout.point_results(workdir)
     if results is not None:
         last = results.get("last_checkpoint") or {}
+        metric = results.get("best_metric") or "accuracy"
         row.update(
+            metric=metric,
+            test=(results.get("test") or {}).get(metric, results.get(f"test_{metric}")),
+            validation=(results.get("validation") or {}).get(
+                metric, results.get(f"validation_{metric}")
+            ),
             test_accuracy=results.get("test_accuracy"),
             validation_accuracy=results.get("validation_accuracy"),
             steps=last.get("step", results.get("num_train_steps")),
@@ -82,7 +92,7 @@ def seed_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "num_points": len(members),
             "num_done": len(done),
         }
-        for metric in ("test_accuracy", "validation_accuracy"):
+        for metric in ("test", "validation", "test_accuracy", "validation_accuracy"):
             values = [float(r[metric]) for r in done if _is_number(r.get(metric))]
             group[f"{metric}_mean"], group[f"{metric}_std"] = mean_std(values)
         out.append(group)
@@ -97,6 +107,14 @@ def collect(root: str, sweep: dict[str, Any]) -> dict[str, Any]:
         "points": rows,
         "seed_groups": seed_groups(rows),
     }
+
+
+def _value(row: dict[str, Any], split: str, metric: str) -> Any:
+    """A point's value of the table's metric (its accuracy field for results written before
+    results.json named its metric)."""
+    if row.get("metric", metric) == metric and row.get(split) is not None:
+        return row[split]
+    return row.get(f"{split}_{metric}")
 
 
 def _is_number(x: Any) -> bool:
@@ -120,8 +138,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows)]
 
 
+def table_metric(rows: Sequence[dict[str, Any]]) -> str:
+    """The metric the tables show: the points' checkpoint-selection metric (the most common one
+    among the points that have one; accuracy when none has finished)."""
+    names = [r["metric"] for r in rows if r.get("metric")]
+    return max(set(names), key=names.count) if names else "accuracy"
+
+
+def _metric_label(metric: str) -> str:
+    return {"accuracy": "acc", "bits_per_byte": "bits/byte"}.get(metric, metric)
+
+
 def markdown(doc: dict[str, Any]) -> str:
     sweep, rows = doc["sweep"], doc["points"]
+    metric = table_metric(rows)
+    shown = _metric_label(metric)
     paths = list(dict.fromkeys(p for r in rows for p in r["overrides"]))
     label = points.labels(paths)
     counts = {}
@@ -133,7 +164,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"Root `{sweep['root']}`; shared overrides: {shared or 'none'}; "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        + ". test accuracy: the best-validation checkpoint's; wall time: the trainer's last "
+        + f". test {metric}: the best-validation checkpoint's; wall time: the trainer's last "
         "process.",
         "",
     ]
@@ -151,14 +182,14 @@ def markdown(doc: dict[str, Any]) -> str:
                     points.format_label_value(r["overrides"][p]) if p in r["overrides"] else ""
                     for p in paths
                 ),
-                _acc(r.get("test_accuracy")),
-                _acc(r.get("validation_accuracy")),
+                _acc(_value(r, "test", metric)),
+                _acc(_value(r, "validation", metric)),
                 str(r["steps"]) if r.get("steps") is not None else "-",
                 f"{wall:.0f} s" if _is_number(wall) else "-",
             ]
         )
     header = ["point", "status", *(label[p] for p in paths)]
-    out += _table(header + ["test acc", "val acc", "steps", "wall"], table)
+    out += _table(header + [f"test {shown}", f"val {shown}", "steps", "wall"], table)
     if doc["seed_groups"]:
         out += ["", "## Over seeds (mean ± sample std over the done points)", ""]
         grouped = []
@@ -172,11 +203,11 @@ def markdown(doc: dict[str, Any]) -> str:
                     rest or "(base)",
                     ", ".join(str(s) for s in g["seeds"]) or "-",
                     f"{g['num_done']}/{g['num_points']}",
-                    _mean_std(g["test_accuracy_mean"], g["test_accuracy_std"]),
-                    _mean_std(g["validation_accuracy_mean"], g["validation_accuracy_std"]),
+                    _mean_std(g["test_mean"], g["test_std"]),
+                    _mean_std(g["validation_mean"], g["validation_std"]),
                 ]
             )
-        out += _table(["overrides", "seeds", "done", "test acc", "val acc"], grouped)
+        out += _table(["overrides", "seeds", "done", f"test {shown}", f"val {shown}"], grouped)
     return "\n".join(out) + "\n"
 
 

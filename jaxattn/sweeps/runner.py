@@ -146,5 +146,6 @@ def _outcome(job: launchers.Job, code: int, seconds: float, offset: int) -> Outc
 
 def _summary(workdir: str) -> str:
     results = layout.point_results(workdir) or {}
-    acc = results.get("test_accuracy")
-    return f": test_accuracy {acc:.4f}" if isinstance(acc, (int, float)) else ""
+    metric = results.get("best_metric") or "accuracy"
+    value = (results.get("test") or {}).get(metric, results.get(f"test_{metric}"))
+    return f": test_{metric} {value:.4f}" if isinstance(value, (int, float)) else ""

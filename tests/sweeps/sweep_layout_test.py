@@ -161,6 +161,31 @@ def test_table_rows_and_mean_std_over_seeds(tmp_path):
     assert "| pooling=sum | pending | sum |  | - |" in md
 
 
+def test_table_shows_the_runs_selection_metric(tmp_path):
+    """A language-model sweep selects on bits/byte: the table shows it, not accuracy."""
+    root = str(tmp_path)
+    pts = points.make_points(axes.axis("train.seed", [0, 1]))
+    doc = layout.sweep_doc("configs/lm_softmax.py", {}, pts)
+    for p, bpb in zip(pts, [2.5, 2.7], strict=True):
+        results_doc = {
+            "best_metric": "bits_per_byte",
+            "test": {"bits_per_byte": bpb, "accuracy": 0.5, "loss": 1.0},
+            "validation": {"bits_per_byte": bpb - 0.1, "accuracy": 0.5, "loss": 1.0},
+            "test_accuracy": 0.5,
+            "last_checkpoint": {"step": 3},
+            "wall_time_s": 5.0,
+        }
+        _write(
+            os.path.join(layout.point_dir(root, p.name), "results.json"), json.dumps(results_doc)
+        )
+    out = results.collect(root, doc)
+    assert [r["test"] for r in out["points"]] == [2.5, 2.7]
+    md = results.markdown(out)
+    assert "| test bits/byte | val bits/byte |" in md
+    assert "| seed=0 | done | 0 | 2.5000 | 2.4000 | 3 | 5 s |" in md
+    assert "0.5000" not in md
+
+
 def test_mean_std_edge_cases():
     assert results.mean_std([]) == (None, None)
     assert results.mean_std([0.5]) == (0.5, None)
