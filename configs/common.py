@@ -23,6 +23,8 @@ COMMON_ARGS = {
     "dropout_rate",
     "dropout_rng",
 }
+# Hyper-parameters the model binds (get_attention_fn(grid=...)), never set in a config.
+MODEL_BOUND_ARGS = {"grid"}
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> config_dict.ConfigDict:
@@ -55,7 +57,7 @@ def attention_hparams(fn: Any) -> dict[str, Any]:
     hints = typing.get_type_hints(fn)
     out = {}
     for name, p in inspect.signature(fn).parameters.items():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY or name in COMMON_ARGS:
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY or name in COMMON_ARGS | MODEL_BOUND_ARGS:
             continue
         hint = hints.get(name)
         if hint is jax.Array or jax.Array in typing.get_args(hint):

@@ -113,7 +113,8 @@ def _print_plan(plans: list[grid.CellPlan]) -> None:
     for p in plans:
         where = f"{p.cell.task}/{p.cell.kind}"
         if p.cell.spec is None:
-            print(f"{where}: no config (no configs/lra_{p.cell.kind}.py)")
+            why = p.cell.unservable or f"no configs/lra_{p.cell.kind}.py"
+            print(f"{where}: no config ({why})")
             counts["no config"] += 1
             continue
         if p.error:

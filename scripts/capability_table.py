@@ -104,6 +104,12 @@ def render(registry: Registry | None = None) -> str:
         "kernels but, like its authors' code, drops none of them.",
         "",
     ]
+    grid_kinds = [f"`{kind}`" for kind, spec in registry.items() if spec.grid]
+    if grid_kinds:
+        lines += [
+            f"Grid kinds need the model's 2-D token grid (vision models only): {', '.join(grid_kinds)}.",
+            "",
+        ]
     lines += [
         "Positional schemes: `model.positional` adds absolute positions to the embeddings;",
         "`model.relative` applies a scheme inside every attention layer (rotary: rotates query and",

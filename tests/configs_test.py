@@ -26,6 +26,14 @@ FAMILY_ARGS = {
     "lm": [None, "smoke", "packing=padded", "corpus=plays,smoke", "corpus=enwik8"],
     "recall": [None, "smoke", "task=copy", "task=copy,kind=linear,smoke"],
     "icl": [None, "smoke", "heads=1,kind=linear"],
+    "ts": [
+        None,
+        "smoke",
+        "dataset=etth1,horizon=720",
+        "dataset=ili,lookback=96",
+        "dataset=traffic",
+    ],
+    "vit": [None, "smoke", "dataset=digits", "dataset=cifar10,smoke"],
 }
 CASES = [(name, arg) for name in CONFIG_FILES for arg in FAMILY_ARGS[name.split("_")[0]]]
 
@@ -33,14 +41,22 @@ CASES = [(name, arg) for name in CONFIG_FILES for arg in FAMILY_ARGS[name.split(
 @pytest.mark.parametrize("name, arg", CASES)
 def test_config_builds_a_model(name, arg):
     config = importlib.import_module(f"configs.{name}").get_config(arg)
-    assert config.model.attention.kind in attention.REGISTRY
-    assert set(attention.REGISTRY) <= set(config.model.attention), "every kind needs its sub-config"
+    if models.ATTENTION_NEEDS[config.model.name] is None:  # attention-free (DLinear): none bound
+        assert "attention" not in config.model
+    else:
+        assert config.model.attention.kind in attention.REGISTRY
+        assert set(attention.REGISTRY) <= set(config.model.attention), (
+            "every kind needs its sub-config"
+        )
     models.build_model(
         config.model,
         vocab_size=16,
         num_classes=10,
         max_length=config.data.max_length,
         packed=config.data.get("packing") == "packed",
+        image_shape=(32, 32, 3),  # image models' data field (others have none)
+        num_channels=7,  # forecasting models' data fields
+        horizon=config.data.get("horizon", 96),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from jaxattn import errors
 from jaxattn.attention import (
+    axial,
     block_sparse,
     core,
     decoding,
@@ -27,6 +28,7 @@ from jaxattn.attention import (
     softmax,
     softmax_chunked,
     synthesizer,
+    xca,
 )
 from jaxattn.attention.core import AttentionSpec, BoundAttention
 
@@ -184,6 +186,31 @@ REGISTRY: dict[str, AttentionSpec] = {
         gqa=True,
         decoder=linear.DECODER,
         complexity="O((T+S)·H²) time, O(H²) state; causal O(T·(C+H)·H) time (C = chunk_size)",
+    ),
+    # Row then column attention on the model's token grid (grid=True: vision models only); the
+    # prefix tokens (CLS) join every row step and attend to everything. Causal in raster order,
+    # leak-free: (r, c) sees (r' <= r, c' <= c) and the prefix (axial.py).
+    "axial": AttentionSpec(
+        axial.axial_attention,
+        causal=True,
+        packing=False,
+        gqa=True,
+        cross=False,
+        dropout=True,
+        grid=True,
+        complexity="O(T·(R+C+P)·H) time, O(T·(R+C+P)) memory (grid R×C, P prefix tokens)",
+    ),
+    # XCiT's cross-covariance attention: an H×H channel map per head with a learned temperature;
+    # a sequence kind (any model). Padded tokens are zeroed before the token-axis normalisation.
+    "xca": AttentionSpec(
+        xca.xca_attention,
+        causal=False,
+        packing=False,
+        gqa=True,
+        cross=False,
+        dropout=True,
+        complexity="O(T·H²) time, O(H²) memory per head",
+        params=xca.param_specs,
     ),
 }
 

@@ -98,7 +98,10 @@ class AttentionSpec:
         the model offers (the patch grid); a sequence of T tokens is then `T - rows * cols`
         prefix tokens (CLS, distillation) followed by the grid in raster order. Kinds without it
         see the same tokens as a flat sequence. A model that offers no grid cannot use such a
-        kind (UnsupportedFeatureError).
+        kind (UnsupportedFeatureError). Grid kinds keep prefix tokens in the computation, as keys
+        every grid query can reach and as queries that attend to every key (axial: the prefix
+        keys join each row step, so a one-row grid is exactly softmax); raster order is the
+        causal order.
     """
 
     fn: Callable[..., jax.Array]

@@ -97,7 +97,9 @@ def _jax_target(case: cases.Case, arrays: dict[str, np.ndarray]):
     needs["segment_ids"] = case.mask == "packed"
     try:
         hparams = json.loads(case.hparams) if case.hparams else {}
-        fn = attention.get_attention_fn({"kind": kind, kind: hparams}, **needs)
+        # Grid kinds (AttentionSpec.grid) get the most nearly square grid of all T tokens.
+        grid = square_grid(case.seq_len) if spec.grid else None
+        fn = attention.get_attention_fn({"kind": kind, kind: hparams}, **needs, grid=grid)
     except errors.UnsupportedFeatureError as e:
         return None, None, str(e)
     masks: dict[str, Any] = {}
@@ -287,3 +289,9 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv)
+
+
+def square_grid(T: int) -> tuple[int, int]:
+    """(rows, cols) with rows·cols = T, rows the largest divisor <= sqrt(T) (T = 2048: 32 x 64)."""
+    rows = max(r for r in range(1, int(T**0.5) + 1) if T % r == 0)
+    return rows, T // rows

@@ -22,11 +22,14 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from absl import logging
+
 from jaxattn import errors
 from jaxattn.data import (
     aan,
     cifar,
     icl_regression,
+    images,
     imdb,
     listops,
     listops_builder,
@@ -34,9 +37,11 @@ from jaxattn.data import (
     pathfinder_builder,
     pixels,
     recall,
+    series,
     shakespeare,
     source_files,
     text_corpora,
+    windows,
 )
 
 if TYPE_CHECKING:
@@ -316,6 +321,98 @@ def _load_icl_regression(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, S
     return DatasetInfo(vocab_size=0, num_classes=0, splits=sizes), sources.__getitem__
 
 
+def _load_series(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    """Forecasting windows of one series (`builder_config`: etth1 ... vic_elec; `data/series.py`)
+    cut by the benchmark protocol (`data/windows.py`): look-back `max_length`, `horizon` steps;
+    all channels, or only `target` (default: the dataset's, OT) when `univariate`."""
+    builder = _prepared_from_sources(series.TimeSeries, data_config)
+    values, columns = series.read_series(builder)
+    if data_config.get("univariate", False):
+        target = data_config.get("target") or builder.builder_config.target
+        if target not in columns:
+            raise errors.ConfigError(
+                f"config.data.target '{target}' is not a channel of series/{builder.builder_config.name}; "
+                f"channels: {', '.join(columns)}"
+            )
+        values = values[:, [columns.index(target)]]
+    horizon = int(data_config["horizon"])
+    sources, _ = windows.protocol_splits(
+        values,
+        rule=builder.builder_config.split_rule,
+        seq_len=int(data_config["max_length"]),
+        horizon=horizon,
+    )
+    info = DatasetInfo(
+        vocab_size=0,
+        num_classes=0,
+        splits={split: len(source) for split, source in sources.items()},
+        model_fields={"num_channels": values.shape[1], "horizon": horizon},
+    )
+    return info, sources.__getitem__
+
+
+def _image_dataset(
+    name: str,
+    sizes: Mapping[str, int],
+    open_split: SourceFactory,
+    image_shape: tuple[int, int, int],
+    num_classes: int,
+) -> tuple[DatasetInfo, SourceFactory]:
+    """Info of an image dataset (`data/images.py`): its image shape goes to the model, its
+    augmentation (images.AUGMENTATION) to the training rows."""
+    info = DatasetInfo(
+        vocab_size=0,
+        num_classes=num_classes,
+        splits=dict(sizes),
+        model_fields={"image_shape": tuple(image_shape)},
+        train_transform=images.AUGMENTATION[name],
+    )
+    return info, open_split
+
+
+def _load_digits(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    """scikit-learn's bundled 8x8 digits, split by a seeded permutation (offline, in memory)."""
+    del data_config
+    splits = images.digits_splits()
+    shape = splits["train"].images.shape[1:]
+    sizes = {split: len(source) for split, source in splits.items()}
+    opener = lambda split: images.ImageSource(splits[split], shape)  # noqa: E731
+    return _image_dataset("digits", sizes, opener, shape, images.NUM_CLASSES)
+
+
+def _load_fashion_mnist(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+    """Fashion-MNIST from the Debian package's IDX files (offline); without them, and with
+    nothing prepared, scikit-learn's 8x8 digits, said in one warning line."""
+    probe = images.FashionMnistIdx(
+        data_dir=data_config.get("data_dir") or None,
+        manual_dir=data_config.get("manual_dir") or None,
+    )
+    if not probe.is_prepared() and probe.find_sources() is None:
+        logging.warning(
+            "dataset fashion_mnist: not prepared in %s and no IDX files in %s (apt install "
+            "dataset-fashion-mnist); using scikit-learn's 8x8 digits (1,797 images) instead",
+            probe.data_dir,
+            ", ".join(map(str, probe.manual_dirs)),
+        )
+        return _load_digits(data_config)
+    builder = _prepared_from_sources(images.FashionMnistIdx, data_config)
+    logging.info("dataset fashion_mnist: Fashion-MNIST 28x28 from %s", builder.data_dir)
+    shape = (28, 28, 1)
+    opener = lambda split: images.ImageSource(builder.as_data_source(split), shape)  # noqa: E731
+    return _image_dataset("fashion_mnist", _split_sizes(builder), opener, shape, 10)
+
+
+def _tfds_images_loader(
+    name: str,
+) -> Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFactory]]:
+    def load(data_config: Mapping[str, Any]) -> tuple[DatasetInfo, SourceFactory]:
+        sizes, opener = images.tfds_sources(name, data_config)
+        shape, num_classes = images.TFDS_IMAGES[name]
+        return _image_dataset(name, sizes, opener, shape, num_classes)
+
+    return load
+
+
 # name -> loader(data_config) -> (DatasetInfo, split name -> random-access source).
 DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFactory]]] = {
     "listops": _load_listops,
@@ -329,6 +426,12 @@ DATASETS: dict[str, Callable[[Mapping[str, Any]], tuple[DatasetInfo, SourceFacto
     "lm1b": _load_lm1b,
     "recall": _load_recall,
     "icl_regression": _load_icl_regression,
+    # Images {'image': uint8 [H, W, C], 'label'} (data/images.py): fashion_mnist is the offline
+    # default (Debian package, else digits); tfds_* are tfds's builders (allow_download).
+    "fashion_mnist": _load_fashion_mnist,
+    "digits": _load_digits,
+    **{f"tfds_{name}": _tfds_images_loader(name) for name in images.TFDS_IMAGES},
+    "series": _load_series,
 }
 
 

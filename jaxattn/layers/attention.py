@@ -16,6 +16,11 @@ from jaxattn.layers import posenc
 
 Dtype = Any
 
+# The collection a MultiHeadAttention sows its kind's inputs into (query and key after the
+# relative scheme, bias, and the kind's tensors and rng) when the caller makes it mutable; never
+# at init or in training, so it changes nothing unless asked (experiments/attention_maps.py).
+PROBE_COLLECTION = "attention_probe"
+
 
 class MultiHeadAttention(nn.Module):
     """Projects x to BTNH query/key/value, calls the attention kind, projects back to D.
@@ -154,6 +159,12 @@ class MultiHeadAttention(nn.Module):
             tensors["rng"] = self.make_rng("attention")
         tensors.update(dropout_arguments(self.attention, self.dropout_rate, deterministic, self))
 
+        if self.is_mutable_collection(PROBE_COLLECTION) and not self.is_initializing():
+            # Only when a caller asks (apply(..., mutable=[PROBE_COLLECTION])): what the kind is
+            # called with besides the value, so its weights can be recomputed (attention_maps).
+            self.sow(
+                PROBE_COLLECTION, "call", {"query": query, "key": key, "bias": bias, **tensors}
+            )
         if decode_length is not None:
             out = self._decode_step(query, key, value, index, decode_length, tensors)
         else:

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.attention.core import BoundAttention
-from jaxattn.layers import attention, mixer, mlp, posenc
+from jaxattn.layers import attention, lpi, mixer, mlp, posenc
 
 
 def layer_norm(name: str, dtype: Any = jnp.float32) -> nn.LayerNorm:
@@ -22,6 +22,25 @@ def layer_norm(name: str, dtype: Any = jnp.float32) -> nn.LayerNorm:
     )
 
 
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016, https://arxiv.org/abs/1603.09382): in training, each
+    example's residual branch [B, ...] is dropped with probability `rate` and the kept ones are
+    scaled by 1 / (1 - rate); the identity when deterministic or rate == 0. Masks come from the
+    'dropout' rng stream."""
+
+    rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
+        if deterministic or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = jax.random.bernoulli(
+            self.make_rng("dropout"), keep, (x.shape[0],) + (1,) * (x.ndim - 1)
+        )
+        return jnp.where(mask, x / keep, 0.0).astype(x.dtype)
+
+
 class TransformerBlock(nn.Module):
     """x + Drop(Attn(LN(x))), then x + Mlp(LN(x)) (pre-LN, as in LRA and Nyströmformer).
 
@@ -29,6 +48,11 @@ class TransformerBlock(nn.Module):
     (`is_causal=True`); the attention kind is injected, so no variant has its own block. The
     token-mixing layer follows the kind's registry family (MIXING_LAYERS): MultiHeadAttention for
     'attention' kinds, TokenMixer for 'mixer' kinds (FNet), which replace the whole sublayer.
+
+    Options, off by default: `drop_path_rate` drops each residual branch per example in training
+    (stochastic depth); `lpi_grid=(rows, cols)` adds XCiT's local patch interaction as a third
+    residual sublayer between attention and MLP, x + LPI(LN(x)), over the last rows * cols tokens
+    (a patch grid in raster order; prefix tokens such as CLS pass through unchanged).
     """
 
     attention: BoundAttention
@@ -40,6 +64,8 @@ class TransformerBlock(nn.Module):
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     activation: str = "gelu"
+    drop_path_rate: float = 0.0
+    lpi_grid: tuple[int, int] | None = None
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -68,7 +94,12 @@ class TransformerBlock(nn.Module):
             decode_length=decode_length,
         )
         h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
-        x = x + h
+        drop_path = DropPath(self.drop_path_rate)
+        x = x + drop_path(h, deterministic=deterministic)
+        if self.lpi_grid is not None:
+            h = layer_norm("ln_lpi", self.dtype)(x)
+            h = lpi.LocalPatchInteraction(grid=self.lpi_grid, dtype=self.dtype, name="lpi")(h)
+            x = x + drop_path(h, deterministic=deterministic)
         h = layer_norm("ln_mlp", self.dtype)(x)
         h = mlp.Mlp(
             mlp_dim=self.mlp_dim,
@@ -78,7 +109,7 @@ class TransformerBlock(nn.Module):
             param_dtype=self.param_dtype,
             name="mlp",
         )(h, deterministic=deterministic)
-        x = x + h
+        x = x + drop_path(h, deterministic=deterministic)
         return nn.with_logical_constraint(x, ("batch", "length", "embed"))
 
 

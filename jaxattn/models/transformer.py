@@ -17,6 +17,10 @@ class Transformer(nn.Module):
 
     `relative` is the relative position scheme every attention layer applies (layers/posenc.py),
     with `positions` [B, T] (packing) defaulting to 0..T-1.
+
+    Off by default: `drop_path_rate` is stochastic depth's rate at the last block, rising linearly
+    from 0 at the first (DeiT's schedule); `lpi_grid` adds XCiT's local patch interaction to every
+    block (blocks.TransformerBlock).
     """
 
     attention: BoundAttention
@@ -29,6 +33,8 @@ class Transformer(nn.Module):
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     activation: str = "gelu"
+    drop_path_rate: float = 0.0
+    lpi_grid: tuple[int, int] | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -55,6 +61,8 @@ class Transformer(nn.Module):
                 dropout_rate=self.dropout_rate,
                 attention_dropout_rate=self.attention_dropout_rate,
                 activation=self.activation,
+                drop_path_rate=self.drop_path_rate * i / max(self.num_layers - 1, 1),
+                lpi_grid=self.lpi_grid,
                 dtype=self.dtype,
                 name=f"block_{i}",
             )(
@@ -69,10 +77,11 @@ class Transformer(nn.Module):
         return blocks.layer_norm("final_ln", self.dtype)(x)
 
 
-def from_fields(model: nn.Module, name: str) -> Transformer:
+def from_fields(model: nn.Module, name: str, **options: Any) -> Transformer:
     """The Transformer configured from a model family's shared fields (attention, num_layers,
     num_heads, num_kv_heads, head_dim, mlp_dim, the relative-position fields, dropout rates,
-    dtype): every family names them the same way."""
+    dtype): every family names them the same way. `options` sets the Transformer's optional
+    fields (drop_path_rate, lpi_grid)."""
     return Transformer(
         attention=model.attention,
         num_layers=model.num_layers,
@@ -90,4 +99,5 @@ def from_fields(model: nn.Module, name: str) -> Transformer:
         attention_dropout_rate=model.attention_dropout_rate,
         dtype=model.dtype,
         name=name,
+        **options,
     )

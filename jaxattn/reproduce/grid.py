@@ -2,7 +2,9 @@
 
 Rows are discovered, never listed: every `configs/lra_<kind>.py` whose kind is registered
 (jaxattn.attention.REGISTRY, or the `exact` alias), in registry order, and every registered kind
-without such a file (its cells read "no config"). Each (task, kind) cell is a sweep root of
+without such a file (its cells read "no config"). A kind the LRA models cannot serve by its
+capabilities (`unservable`: a grid kind, since LRA's sequence models offer no token grid) is a
+row without a config whose cells read "n/a". Each (task, kind) cell is a sweep root of
 jaxattn.sweeps with one point per seed (`seed=<s>`, the same names as `axes.axis("train.seed",
 ...)`), so `python -m experiments.sweep --config=<the cell's spec> --workdir_root=<cell>` works on
 a cell too:
@@ -34,6 +36,14 @@ SEED_PATH = results.SEED_PATH
 class Row:
     kind: str
     config: str | None  # "configs/lra_<kind>.py" relative to the repository root, or None
+    unservable: str | None = None  # why the LRA models cannot run this kind (then config None)
+
+
+def unservable(spec: Any) -> str | None:
+    """Why LRA's models (sequence classifiers) cannot run a kind with these capabilities, or None."""
+    if getattr(spec, "grid", False):
+        return "needs a 2-D token grid; the LRA models offer none"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +53,7 @@ class Cell:
     config: str | None
     dir: str  # the cell's sweep root
     spec: str | None  # "<config>:task=...,setup=...,size=...[,<arg>]"
+    unservable: str | None = None  # Row.unservable
 
 
 @dataclasses.dataclass
@@ -74,7 +85,10 @@ def discover(
         if match:
             path = os.path.relpath(os.path.join(configs_dir, name), repo_root)
             files[match["kind"]] = path
-    rows = [Row(kind, files.get(kind)) for kind in registry]
+    rows = []
+    for kind, spec in registry.items():
+        reason = unservable(spec)
+        rows.append(Row(kind, None, reason) if reason else Row(kind, files.get(kind)))
     if attention.EXACT_ALIAS in files and attention.EXACT_ALIAS not in registry:
         rows.append(Row(attention.EXACT_ALIAS, files[attention.EXACT_ALIAS]))
     return rows
@@ -127,6 +141,7 @@ def cells(
                 if row.config is not None
                 else None
             ),
+            unservable=row.unservable,
         )
         for task in tasks
         for row in rows

@@ -129,6 +129,8 @@ KIND_MODELS: dict[str, str | None] = {
     "block_sparse": "bigbird",  # its default layout; longformer / fixed through BLOCK_SPARSE_LAYOUTS
     "fnet": "fnet",
     "routing": None,  # Routing Transformer: in neither LRA table
+    "xca": None,  # XCiT's cross-covariance attention: in neither LRA table
+    "axial": None,  # a grid kind: the LRA models offer no token grid
 }
 # block_sparse's layout (configs/lra_block_sparse.py docstring) -> the LRA Table 1 model.
 BLOCK_SPARSE_LAYOUT_PATH = "model.attention.block_sparse.layout"

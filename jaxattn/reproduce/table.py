@@ -14,7 +14,8 @@ Accuracies are percent: the trainer's `test_accuracy` (the best-validation check
 seed, mean and sample std (n - 1) over the done seeds: every `seed=<s>` point of the cell's
 sweep counts, also seeds recorded by an earlier run with other `--seeds`. Cell status: done (every seed point of the
 cell done), partial (some), error (none done, one failed), interrupted (none done, one stopped),
-not_run (no sweep or nothing launched), no_config (the kind has no configs/lra_<kind>.py).
+not_run (no sweep or nothing launched), no_config (the kind has no configs/lra_<kind>.py, or the
+LRA models cannot run it: then "unservable" gives why and Markdown shows "n/a").
 Numbers appear only for measured runs. A row's average is the mean of its five non-Path-X cells
 (LRA.md pitfall 17) when all five have a number, else status "incomplete" with their count.
 """
@@ -77,6 +78,8 @@ def collect_cell(
     }
     if cell.config is None:
         out["status"] = NO_CONFIG
+        if cell.unservable:
+            out["unservable"] = cell.unservable
         return out
     if error is not None:
         out.update(status=ERROR, errors=[{"point": None, "error": error}])
@@ -241,7 +244,7 @@ class _Notes:
 def _cell_text(cell: dict[str, Any], notes: _Notes) -> str:
     status = cell["status"]
     if status == NO_CONFIG:
-        return "no config"
+        return "n/a" if cell.get("unservable") else "no config"
     where = f"{cell['task']}/{cell['kind']}"
     if status in (DONE, PARTIAL):
         ours = _ours(cell)

@@ -11,13 +11,22 @@ from __future__ import annotations
 import types
 
 from jaxattn import errors
-from jaxattn.tasks import classification, icl_regression, matching, next_token
+from jaxattn.tasks import (
+    classification,
+    forecasting,
+    icl_regression,
+    image_classification,
+    matching,
+    next_token,
+)
 
 TASKS: dict[str, types.ModuleType] = {
     "classification": classification,
     "matching": matching,
     "next_token": next_token,
     "icl_regression": icl_regression,
+    "forecasting": forecasting,
+    "image_classification": image_classification,
 }
 
 

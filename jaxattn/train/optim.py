@@ -47,11 +47,29 @@ def _constant(cfg: Mapping[str, Any], num_train_steps: int) -> optax.Schedule:
     return optax.constant_schedule(cfg["learning_rate"])
 
 
+def _step_decay(cfg: Mapping[str, Any], num_train_steps: int) -> optax.Schedule:
+    """learning_rate * decay_rate ** ((step - decay_begin_steps) // decay_every_steps), held at
+    learning_rate before decay_begin_steps (default 0): LTSF-Linear's `type1` (halved after every
+    epoch) with decay_rate 0.5 and decay_every_steps = one epoch; PatchTST's `type3` (held for 3
+    epochs, then x0.9 per epoch) with decay_begin_steps = 3 epochs."""
+    every = int(cfg.get("decay_every_steps") or 0)
+    if every < 1:
+        raise errors.ConfigError(f"step_decay needs optim.decay_every_steps >= 1; got {every}")
+    return optax.exponential_decay(
+        cfg["learning_rate"],
+        every,
+        float(cfg.get("decay_rate", 0.5)),
+        transition_begin=int(cfg.get("decay_begin_steps") or 0),
+        staircase=True,
+    )
+
+
 SCHEDULES: dict[str, Callable[[Mapping[str, Any], int], optax.Schedule]] = {
     "rsqrt": _rsqrt,
     "linear_onecycle": _linear_onecycle,
     "cosine": _cosine,
     "constant": _constant,
+    "step_decay": _step_decay,
 }
 
 

@@ -44,6 +44,7 @@ def load(
         num_classes=info.num_classes,
         max_length=config.data.max_length,
         packed=info.packed,
+        **info.model_fields,
     )
     task = tasks.get_task(config.task.name)
     dummy = pipeline.template_batch(

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from jaxattn import attention, data, errors, models, tasks
+from jaxattn import data, errors, models, tasks
 from jaxattn.data import pipeline
 from jaxattn.train import checkpoint, metrics, optim, sharding
 from jaxattn.train.state import TrainState
@@ -231,7 +231,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         logging.info(
             "model '%s' with attention '%s': %s parameters",
             config.model.name,
-            attention.resolve_kind(config.model.attention.kind),
+            models.attention_kind(config.model) or "none",
             f"{params_count:,}",
         )
 
@@ -404,7 +404,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "num_train_steps": num_steps,
         "steps_trained": final_step,
         "time_budget_s": budget,
-        "attention": attention.resolve_kind(config.model.attention.kind),
+        "attention": models.attention_kind(config.model),
         "dataset": "/".join(
             str(x) for x in (config.data.name, config.data.get("builder_config")) if x
         ),
@@ -412,7 +412,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "wall_time_s": round(time.time() - start_time, 1),
         "train_steps_per_s": round(train_steps_per_s, 3) if final_step > start_step else None,
         "train_tokens_per_s": round(train_steps_per_s * config.data.batch_size * seq_len, 1)
-        if final_step > start_step
+        if final_step > start_step and seq_len  # None for data without a length (images)
         else None,
         "devices": f"{jax.device_count()} x {jax.devices()[0].platform}",
     }

@@ -8,7 +8,9 @@ kind must add an entry to EXACT_LIMIT (its hyper-parameters at which it equals s
 limit test fails, rather than skips, for a kind without one. BATTERY_HPARAMS optionally turns on
 a kind's non-default paths (for example Nyström's convolution residual) for the other checks.
 Tensors a kind declares through `AttentionSpec.params` are created from
-`BoundAttention.param_specs` with a fixed rng.
+`BoundAttention.param_specs` with a fixed rng. Kinds that need the token grid
+(`AttentionSpec.grid`) are offered `battery_grid(T)` for the check's sequence length T (a CLS
+prefix token and a non-square grid), or the `grid` their EXACT_LIMIT hyper-parameters name.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxattn.attention import REGISTRY, core, get_attention_fn, linear, reformer, routing
+from jaxattn.attention import REGISTRY, core, get_attention_fn, linear, reformer, routing, xca
 
 KINDS = sorted(REGISTRY)
 ATTENTION_KINDS = [kind for kind in KINDS if REGISTRY[kind].family == "attention"]
@@ -178,16 +180,44 @@ EXACT_LIMIT: dict[str, Limit] = {
         atol_bf16=1e-2,
         reference=linear.quadratic_linear_attention,
     ),
+    # One grid row after a prefix (CLS) token: the row step is a softmax over every key and the
+    # column step has one key, so this is softmax for the prefix and grid queries alike.
+    # Measured here: 4.8e-7 (causal 1.8e-7); bf16 1.3e-2 (bf16 softmax: 1.3e-2). Self-attention only.
+    "axial": Limit(lambda T, S: {"grid": (1, T - 1)}, atol_f32=1e-6, atol_bf16=2e-2),
+    # XCA has no softmax limit (it attends over channels): it equals the authors' channel-major
+    # formulation (xca.channel_major_xca_attention). Measured here: 1.8e-7; bf16 4.7e-3.
+    "xca": Limit(
+        lambda T, S: {},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        reference=xca.channel_major_xca_attention,
+    ),
 }
+
+# The sequence length of most checks (small_shape); grid kinds get a grid for it by default.
+BATTERY_T = 16
+
+
+def battery_grid(T: int) -> tuple[int, int]:
+    """The (rows, cols) offered to grid kinds for T tokens: one prefix token (CLS), then the most
+    nearly square grid of T - 1 tokens, rows <= cols (T = 16: 3 x 5)."""
+    n = T - 1
+    rows = max(r for r in range(1, int(n**0.5) + 1) if n % r == 0)
+    return rows, n // rows
 
 
 def kinds_with(capability: str) -> list[str]:
     return [kind for kind in ATTENTION_KINDS if getattr(REGISTRY[kind], capability)]
 
 
-def bind(kind: str, hparams: dict[str, Any] | None = None) -> core.BoundAttention:
-    hparams = BATTERY_HPARAMS.get(kind, {}) if hparams is None else hparams
-    return get_attention_fn({"kind": kind, kind: hparams})
+def bind(
+    kind: str, hparams: dict[str, Any] | None = None, *, T: int = BATTERY_T
+) -> core.BoundAttention:
+    """The kind bound with `hparams` (default BATTERY_HPARAMS); a grid kind is offered the grid
+    `hparams` names, else battery_grid(T) (other kinds ignore the grid)."""
+    hparams = dict(BATTERY_HPARAMS.get(kind, {}) if hparams is None else hparams)
+    grid = hparams.pop("grid", None) or battery_grid(T)
+    return get_attention_fn({"kind": kind, kind: hparams}, grid=grid)
 
 
 def declared_params(

@@ -61,6 +61,8 @@ def test_capabilities():
         "reformer",
         "routing",
         "linformer",
+        "axial",
+        "xca",
     }
     assert {kind for kind, spec in REGISTRY.items() if spec.dropout} == forms_probabilities
     assert set(NO_DROPOUT_KINDS) == {"performer", "linear", "fnet", "nystrom"}

@@ -115,7 +115,8 @@ def test_every_kind_takes_the_common_signature(kind):
 def test_supported_needs_pass(kind):
     spec = REGISTRY[kind]
     needs = {feature: True for feature in core.FEATURES if spec.supports(feature)}
-    assert get_attention_fn(_cfg(kind), **needs).kind == kind
+    grid = (2, 3) if spec.grid else None  # grid kinds need the model's token grid
+    assert get_attention_fn(_cfg(kind), **needs, grid=grid).kind == kind
 
 
 def test_unsupported_need_names_kind_flag_and_alternatives():

@@ -38,6 +38,26 @@ def test_a_newly_registered_kind_appears_without_edits(monkeypatch, tmp_path):
     assert {r.kind for r in rows} == set(attention.REGISTRY)  # neither base nor unregistered
 
 
+def test_a_kind_the_lra_models_cannot_serve_is_marked_by_its_capabilities(monkeypatch, tmp_path):
+    """A grid kind (AttentionSpec.grid) is a row without config, even with a config file, and
+    its cells have no spec and read n/a in the table."""
+    import dataclasses
+
+    from jaxattn.reproduce import table
+
+    grid_spec = dataclasses.replace(attention.REGISTRY["softmax"], grid=True)
+    monkeypatch.setitem(attention.REGISTRY, "fake_grid_kind", grid_spec)
+    (tmp_path / "lra_fake_grid_kind.py").write_text("")
+    rows = grid.discover(str(tmp_path))
+    row = next(r for r in rows if r.kind == "fake_grid_kind")
+    assert row.config is None and "grid" in row.unservable
+    (cell,) = grid.cells(str(tmp_path), [row], ["listops"], setup="lra", size="small")
+    assert cell.spec is None and cell.unservable == row.unservable
+    collected = table.collect_cell(cell, None, None)
+    assert collected["status"] == table.NO_CONFIG and collected["unservable"] == row.unservable
+    assert table._cell_text(collected, table._Notes()) == "n/a"
+
+
 def test_exact_alias_config_is_a_row(tmp_path):
     (tmp_path / "lra_exact.py").write_text("")
     rows = grid.discover(str(tmp_path), {"softmax": None})
