@@ -59,6 +59,7 @@ def test_summary_drops_the_compile_window_and_derives_tokens(tmp_path):
     assert s["kind"] == "x" and s["num_parameters"] == 7
 
 
+@pytest.mark.slow  # trains several configs through the CLI
 def test_cli_measures_smoke_configs_and_records_a_failing_one(tmp_path):
     out = tmp_path / "out"
     rc = training.main(
@@ -106,6 +107,7 @@ def test_missing_config_file_is_one_clear_error():
         training._configs("configs/lra_nope.py")
 
 
+@pytest.mark.slow  # trains several configs through the CLI
 def test_runtimes_and_rounds_are_interleaved_and_recorded(tmp_path):
     out = tmp_path / "out"
     rc = training.main(
