@@ -12,9 +12,11 @@ Model: the LM of configs/lm_base.py at Zoology's probe size (2 layers, width 64,
 RoPE); AdamW peak lr 3e-3, cosine, 3000 steps of batch 64; `local` with a 16-token window. Accuracy is over the answer tokens
 only (recalled values, copied tokens); chance is 1/64 for MQAR values and 1/128 for copying.
 
-Measured (2-core CPU, 2026-12-05, softmax, MQAR, 1000 steps with the cosine over 1000): validation
-accuracy 0.12 at step 100, 0.26 at 400, 0.36 at 900 (~4 steps/s): learning, not yet solved at
-that budget, hence the 3000 steps here.
+Measured (2-core CPU, 2026-12-06; WORKSPACE.md "Probes"): copying separates the kinds within
+1000 steps (softmax and a 16-token local window 1.00 — two layers of 16 reach 30 back, past the
+25-token copy distance — linear 0.80); no kind binds MQAR's keys to values within 10,000 steps
+(softmax stays at ~0.15, guessing among the context's values), so the MQAR column needs Zoology's
+budget (tens of thousands of steps) or an accelerator.
 
 Expected outcome (the reason for the probe; Zoology §3, Jelassi et al. 2024): exact attention
 solves both; fixed-size-state kinds (linear, performer) fall behind as pairs grow; a local window
