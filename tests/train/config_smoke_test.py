@@ -90,3 +90,24 @@ def test_icl_regression_smoke_preset_trains(tmp_path):
     assert math.isfinite(results["test"]["mse"]) and results["test_accuracy"] is None
     # N = 20 noisy pairs in d = 5: ridge is near the noise floor, far below the zero predictor.
     assert results["test_ridge_mse"] < 0.05 < 1.0 < results["test_zero_mse"]
+
+
+VIT_CONFIGS = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(os.path.join(CONFIGS_DIR, "vit_*.py"))
+    if not p.endswith("_base.py")
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    # softmax in the quick tier, the other kinds in the slow one (each compiles for seconds).
+    [n if n == "vit_softmax" else pytest.param(n, marks=pytest.mark.slow) for n in VIT_CONFIGS],
+)
+def test_vit_smoke_preset_trains(name, tmp_path, data_dir):
+    """On scikit-learn's digits (what a machine without the Debian Fashion-MNIST files gets)."""
+    config = importlib.import_module(f"configs.{name}").get_config("dataset=digits,smoke")
+    config.data.data_dir = data_dir
+    results = trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    assert 0.0 <= results["test_accuracy"] <= 1.0 and math.isfinite(results["test"]["loss"])
+    assert results["steps_trained"] == 3
