@@ -107,6 +107,66 @@ def default_sharding() -> config_dict.ConfigDict:
     )
 
 
+def optim_config(
+    *,
+    schedule: str,
+    learning_rate: float,
+    warmup_steps: int,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    grad_clip_norm: float | None = None,
+    **schedule_fields: Any,
+) -> config_dict.ConfigDict:
+    """`config.optim` (AdamW and its schedule, jaxattn/train/optim.py); grad_clip_norm None = no
+    clipping (a float placeholder, so `--config.optim.grad_clip_norm=1.0` works). A schedule's
+    own fields (step_decay's decay_every_steps, ...) come as `schedule_fields`."""
+    return config_dict.ConfigDict(
+        {
+            "schedule": schedule,
+            "learning_rate": learning_rate,
+            **schedule_fields,
+            "warmup_steps": warmup_steps,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "grad_clip_norm": config_dict.placeholder(float)
+            if grad_clip_norm is None
+            else grad_clip_norm,
+        }
+    )
+
+
+def train_config(
+    *,
+    num_train_steps: int,
+    log_every_steps: int,
+    eval_every_steps: int,
+    best_metric: str,
+    checkpoint_every_steps: int | None = None,
+) -> config_dict.ConfigDict:
+    """`config.train` (the loop of jaxattn/train/trainer.py): checkpoints every
+    `checkpoint_every_steps` (default: at every evaluation), the last 2 kept; every evaluation
+    reads the whole split unless `max_eval_batches` is set; `time_budget_s` stops the loop after
+    that many seconds (evaluated and saved there); `best_metric` picks the checkpoint that is
+    tested."""
+    return config_dict.ConfigDict(
+        {
+            "num_train_steps": num_train_steps,
+            "log_every_steps": log_every_steps,
+            "eval_every_steps": eval_every_steps,
+            "checkpoint_every_steps": checkpoint_every_steps or eval_every_steps,
+            "max_checkpoints_to_keep": 2,
+            "max_eval_batches": config_dict.placeholder(int),  # None = the whole split
+            "time_budget_s": config_dict.placeholder(float),
+            "best_metric": best_metric,
+            "seed": 0,
+        }
+    )
+
+
 # The smoke preset's model and loop: tiny shapes, 3 steps, a validation and a checkpoint at step 2.
 SMOKE_MODEL = {"emb_dim": 16, "num_layers": 1, "num_heads": 2, "head_dim": 8, "mlp_dim": 32}
 SMOKE_TRAIN = {

@@ -52,30 +52,11 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
         }
     )
     config.task = config_dict.ConfigDict({"name": "icl_regression"})
-    config.optim = config_dict.ConfigDict(
-        {
-            "schedule": "cosine",
-            "learning_rate": 1e-3,
-            "warmup_steps": 100,
-            "b1": 0.9,
-            "b2": 0.999,
-            "eps": 1e-8,
-            "weight_decay": 0.0,
-            "grad_clip_norm": 1.0,
-        }
+    config.optim = common.optim_config(
+        schedule="cosine", learning_rate=1e-3, warmup_steps=100, grad_clip_norm=1.0
     )
-    config.train = config_dict.ConfigDict(
-        {
-            "num_train_steps": 3000,
-            "log_every_steps": 100,
-            "eval_every_steps": 500,
-            "checkpoint_every_steps": 500,
-            "max_checkpoints_to_keep": 2,
-            "max_eval_batches": config_dict.placeholder(int),
-            "time_budget_s": config_dict.placeholder(float),
-            "best_metric": "mse",
-            "seed": 0,
-        }
+    config.train = common.train_config(
+        num_train_steps=3000, log_every_steps=100, eval_every_steps=500, best_metric="mse"
     )
     config.sharding = common.default_sharding()
     if args.smoke:

@@ -105,31 +105,19 @@ def get_lm_config(
         if name != kind:
             config.model.attention[name].update(values)
     config.task = config_dict.ConfigDict({"name": "next_token"})
-    config.optim = config_dict.ConfigDict(
-        {
-            "schedule": "cosine",
-            "learning_rate": 1e-3,
-            "warmup_steps": 100,
-            "b1": 0.9,
-            "b2": 0.95,
-            "eps": 1e-8,
-            "weight_decay": 0.1,
-            "grad_clip_norm": 1.0,
-        }
+    config.optim = common.optim_config(
+        schedule="cosine",
+        learning_rate=1e-3,
+        warmup_steps=100,
+        b2=0.95,
+        weight_decay=0.1,
+        grad_clip_norm=1.0,
     )
-    config.train = config_dict.ConfigDict(
-        {
-            "num_train_steps": 2000,
-            "log_every_steps": 25,
-            "eval_every_steps": 250,
-            "checkpoint_every_steps": 250,
-            "max_checkpoints_to_keep": 2,
-            "max_eval_batches": config_dict.placeholder(int),  # None = the whole split
-            # Stop after this many seconds of the training loop (evaluated and saved there).
-            "time_budget_s": config_dict.placeholder(float),
-            "best_metric": "bits_per_byte",
-            "seed": 0,
-        }
+    config.train = common.train_config(
+        num_train_steps=2000,
+        log_every_steps=25,
+        eval_every_steps=250,
+        best_metric="bits_per_byte",
     )
     config.sharding = common.default_sharding()
 

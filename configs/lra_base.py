@@ -226,31 +226,11 @@ def get_lra_config(
         }
     )
     config.task = config_dict.ConfigDict({"name": "matching" if pair else "classification"})
-    config.optim = config_dict.ConfigDict(
-        {
-            "schedule": "linear_onecycle",
-            "learning_rate": 1e-4,
-            "warmup_steps": 1000,
-            "b1": 0.9,
-            "b2": 0.999,
-            "eps": 1e-6,
-            "weight_decay": 0.0,
-            "grad_clip_norm": config_dict.placeholder(float),
-        }
+    config.optim = common.optim_config(
+        schedule="linear_onecycle", learning_rate=1e-4, warmup_steps=1000, eps=1e-6
     )
-    config.train = config_dict.ConfigDict(
-        {
-            "num_train_steps": 5000,
-            "log_every_steps": 50,
-            "eval_every_steps": 250,
-            "checkpoint_every_steps": 250,
-            "max_checkpoints_to_keep": 2,
-            "max_eval_batches": config_dict.placeholder(int),  # None = the whole split
-            # Stop after this many seconds of the training loop (evaluated and saved there).
-            "time_budget_s": config_dict.placeholder(float),
-            "best_metric": "accuracy",
-            "seed": 0,
-        }
+    config.train = common.train_config(
+        num_train_steps=5000, log_every_steps=50, eval_every_steps=250, best_metric="accuracy"
     )
     config.sharding = common.default_sharding()
 

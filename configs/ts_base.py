@@ -133,33 +133,19 @@ def get_ts_config(
     if attention is not None:
         config.model.attention = common.attention_config(args.kind or attention)
     config.task = config_dict.ConfigDict({"name": "forecasting"})
-    config.optim = config_dict.ConfigDict(
-        {
-            "schedule": "step_decay",
-            "learning_rate": learning_rate,
-            "decay_every_steps": epoch,  # halved after every epoch (LTSF lradj=type1)
-            "decay_rate": loop["decay_rate"],
-            "decay_begin_steps": loop["decay_begin_epochs"] * epoch,
-            "warmup_steps": 0,
-            "b1": 0.9,
-            "b2": 0.999,
-            "eps": 1e-8,
-            "weight_decay": 0.0,
-            "grad_clip_norm": config_dict.placeholder(float),
-        }
+    config.optim = common.optim_config(
+        schedule="step_decay",
+        learning_rate=learning_rate,
+        warmup_steps=0,
+        decay_every_steps=epoch,  # halved after every epoch (LTSF lradj=type1)
+        decay_rate=loop["decay_rate"],
+        decay_begin_steps=loop["decay_begin_epochs"] * epoch,
     )
-    config.train = config_dict.ConfigDict(
-        {
-            "num_train_steps": epochs * epoch,
-            "log_every_steps": min(100, epoch),
-            "eval_every_steps": epoch,
-            "checkpoint_every_steps": epoch,
-            "max_checkpoints_to_keep": 2,
-            "max_eval_batches": config_dict.placeholder(int),
-            "time_budget_s": config_dict.placeholder(float),
-            "best_metric": "mse",
-            "seed": 0,
-        }
+    config.train = common.train_config(
+        num_train_steps=epochs * epoch,
+        log_every_steps=min(100, epoch),
+        eval_every_steps=epoch,
+        best_metric="mse",
     )
     config.sharding = common.default_sharding()
     if args.smoke:
