@@ -22,6 +22,7 @@ COMMON_ARGS = {
     "scale",
     "dropout_rate",
     "dropout_rng",
+    "training",  # passed by the layer to kinds with AttentionSpec.needs_training (SSA)
 }
 # Hyper-parameters the model binds (get_attention_fn(grid=...)), never set in a config.
 MODEL_BOUND_ARGS = {"grid"}

@@ -11,24 +11,47 @@ from typing import Any
 
 from jaxattn import errors
 from jaxattn.attention import (
+    aft,
+    agent,
     axial,
     block_sparse,
+    coca,
+    combiner,
     core,
     decoding,
+    dma,
     fnet,
+    fnet_ar,
+    focused_linear,
+    gaam,
     kernels,
+    lightconv,
     linear,
     linformer,
+    lln,
     local,
+    mra,
+    multiscale_window,
+    neural_attention,
+    normalized,
     nystrom,
+    padre,
     performer,
+    ponet,
     reformer,
+    relit,
     routing,
+    sgu,
     sinkhorn,
     softmax,
     softmax_chunked,
+    ssa,
     synthesizer,
+    topk,
+    trainable_kernel,
+    transformer_vq,
     xca,
+    yoso,
 )
 from jaxattn.attention.core import AttentionSpec, BoundAttention
 
@@ -211,6 +234,299 @@ REGISTRY: dict[str, AttentionSpec] = {
         dropout=True,
         complexity="O(T·H²) time, O(H²) memory per head",
         params=xca.param_specs,
+    ),
+    # The seed papers' sequence-level mechanisms (zoo II): kernel and linear family, sparse and
+    # multi-resolution, other scorings, and token mixers (family 'mixer').
+    # Agent attention: a pooled agents (pads excluded) aggregate the keys by one softmax and
+    # broadcast to the queries by another, plus a 1-D DWC of V. Non-causal (agents pool every
+    # query), no packing, self-attention only; dropout on both probability matrices.
+    "agent": AttentionSpec(
+        agent.agent_attention,
+        causal=False,
+        packing=False,
+        gqa=True,
+        cross=False,
+        dropout=True,
+        complexity="O(T·a·H) time, O(T·a) memory (a = num_agents)",
+        params=agent.param_specs,
+    ),
+    # ReLiT: elu+1 linear attention whose state decays by a key-driven outer-product gate, by an
+    # associative scan; bidirectional = forward + reversed exclusive scan. One token axis.
+    "relit": AttentionSpec(
+        relit.relit_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        cross=False,
+        complexity="O(T·H²) time, O(T·H²) memory (the scan keeps every state), O(log T) depth",
+        params=relit.param_specs,
+    ),
+    # Linear log-normal: exp(α·q), exp(β·k) moment-matched to softmax from running stds (state,
+    # read before being updated, so outputs stay causal). LLN+Diag (diag_block_size > 0) refuses
+    # cross-attention when traced (block-diagonal softmax is self-attention only).
+    "lln": AttentionSpec(
+        lln.lln_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        complexity="O((T+S)·H²) time, O(H²) state; causal O(T·(C+H)·H); Diag adds O(T·b·H)",
+        state=lln.state_specs,
+    ),
+    # FLatten: focused ReLU map f_p + a 1-D depthwise conv of V over tokens (left taps when
+    # causal; zeros outside the segment). Self-attention only: DWC(V) is added per token.
+    "focused_linear": AttentionSpec(
+        focused_linear.focused_linear_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        cross=False,
+        complexity="O(T·H² + T·k·H) time, O(H²) state; causal O(T·(C+H)·H) (k conv taps)",
+        params=focused_linear.param_specs,
+    ),
+    # Linear attention with a trainable residual-MLP feature map per kv head (W₂ = 0: `linear`).
+    "trainable_kernel": AttentionSpec(
+        trainable_kernel.trainable_kernel_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        complexity="O((T+S)·H·(R+H)) time, O(H²) state; causal O(T·(C+H)·H) (R hidden)",
+        params=trainable_kernel.param_specs,
+    ),
+    # SSA: a random locality-biased key subset in training (rng + training from the layer),
+    # dense at evaluation. The subset is drawn among the allowed keys from positions within the
+    # segment only, so every mask is exact (dense reference: no compute saved).
+    "ssa": AttentionSpec(
+        ssa.ssa_attention,
+        causal=True,
+        packing=True,
+        bias=True,
+        gqa=True,
+        cross=True,
+        dropout=True,
+        complexity="O(T·S·H) time, O(T·S) memory (dense reference of the subsampled softmax)",
+        needs_rng=True,
+        needs_training=True,
+    ),
+    # Combiner-Fixed: own span directly + one summary per other span, one softmax (full
+    # support). Causal is exact (earlier spans only); span summaries would mix packed segments.
+    "combiner": AttentionSpec(
+        combiner.combiner_attention,
+        causal=True,
+        packing=False,
+        gqa=True,
+        cross=False,
+        dropout=True,
+        complexity="O(T·(r + T/r)·H) time, O(T·(r + T/r)) memory (span r; T·√T at r = √T)",
+        params=combiner.param_specs,
+    ),
+    # MRA-2: coarse block-mean scores, top blocks refined. Block means mix the queries of a block
+    # (no causal form) and would mix packed segments; no per-entry probabilities (no dropout).
+    "mra": AttentionSpec(
+        mra.mra_attention,
+        causal=False,
+        packing=False,
+        gqa=True,
+        cross=True,
+        complexity="O(T·(S/β + m_r·β)·H) time, O(T·S/β + T·m_r·β) memory (m_r blocks per row)",
+    ),
+    # Guo et al.'s multi-scale heads: `local` sliding windows with one width per head (cycled);
+    # self-attention only and no bias, as `local`.
+    "multiscale_window": AttentionSpec(
+        multiscale_window.multiscale_window_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        cross=False,
+        dropout=True,
+        complexity="O(Σ_n T·W_n·H) time, O(T·W_n) memory per head (W_n ≈ 2.5·w_n key slots)",
+    ),
+    # Dense reference of top-k sparse attention (DLGSANet / IceFormer): the k largest logits per
+    # row among the allowed keys, so every mask, bias and dropout is exact.
+    "topk": AttentionSpec(
+        topk.topk_attention,
+        causal=True,
+        packing=True,
+        bias=True,
+        gqa=True,
+        cross=True,
+        dropout=True,
+        complexity="O(T·S·H) time, O(T·S) memory (dense reference; O(T·k·H) with a k-NN index)",
+    ),
+    # LSH Bernoulli sampling (hyperplanes from the layer's rng) with the authors' estimated backward;
+    # bidirectional only, no packing, no logits (bias) and no probabilities (dropout).
+    "yoso": AttentionSpec(
+        yoso.yoso_attention,
+        causal=False,
+        packing=False,
+        gqa=True,
+        cross=True,
+        complexity="O((T+S)·m·τ·H) time, O(m·2^τ·H) memory (m rounds, τ bits); backward O(2^τ·H²)",
+        needs_rng=True,
+    ),
+    # Collinear keys with the kind's own RoPE (positions restart per packed segment), factorised
+    # into softmax on features Q′, K′: every mask of softmax, exact. Use with relative='none'.
+    "coca": AttentionSpec(
+        coca.coca_attention,
+        causal=True,
+        packing=True,
+        bias=True,
+        gqa=True,
+        cross=True,
+        dropout=True,
+        complexity="O(T·S·H) time, O(T·S) memory (as softmax)",
+        own_rotary=True,  # the layer's relative='rope' would rotate twice: refused
+    ),
+    # Dynamic mask attention, dense reference: a value-derived key importance δ is added to the
+    # logits and each row keeps its top-w allowed keys by δ, so every mask is exact.
+    "dma": AttentionSpec(
+        dma.dma_attention,
+        causal=True,
+        packing=True,
+        bias=True,
+        gqa=True,
+        cross=True,
+        dropout=True,
+        complexity="O(T·S·H + T·S·log S) time, O(T·S) memory (dense reference; O(T·w·H) sparse)",
+        params=dma.param_specs,
+    ),
+    # Logits from a per-head FFN on each (q, k) pair, chunked over queries; then a dense softmax,
+    # so every mask, bias and dropout are exact.
+    "neural_attention": AttentionSpec(
+        neural_attention.neural_attention,
+        causal=True,
+        packing=True,
+        bias=True,
+        gqa=True,
+        cross=True,
+        dropout=True,
+        complexity="O(T·S·F + T·S·H) time, O(T·S + c·S·F) memory (F hidden, c chunk)",
+        params=neural_attention.param_specs,
+    ),
+    # Scores standardised over each row's allowed keys (no softmax): every mask exact because the
+    # statistics are taken over the allowed keys only. No dropout: the weights are signed.
+    "normalized": AttentionSpec(
+        normalized.normalized_attention,
+        causal=True,
+        packing=True,
+        bias=True,
+        gqa=True,
+        cross=True,
+        complexity="O(T·S·H) time, O(T·S) memory",
+        params=normalized.param_specs,
+    ),
+    # Transformer-VQ: softmax over keys quantised to an EMA k-means codebook (non-gradient state).
+    # Causal: blocks attend to the previous block directly and to older blocks through per-code
+    # counts and value sums (exact); bidirectional: merged per code. Packing via the dense form.
+    "transformer_vq": AttentionSpec(
+        transformer_vq.transformer_vq_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        cross=True,
+        complexity="causal O(T·(L+C)·N·H), bidirectional O((T+S)·C·N·H) time; O(T·(L+C)) memory",
+        state=transformer_vq.state_specs,
+    ),
+    # FNetAR (a token mixer): the prefix DFT, row t = the last frequency of the DFT of x_0..x_t,
+    # then FNet's hidden-axis DFT. Always causal; pads zeroed; positions restart per segment.
+    "fnet_ar": AttentionSpec(
+        fnet_ar.fnet_ar_mixing,
+        family="mixer",
+        causal=True,
+        padding=True,
+        packing=True,
+        cross=False,
+        complexity="O(T²·D + T·D·log D) time, O(T² + T·D) memory; no parameters",
+    ),
+    # AFT (attention free): per-channel exp(k + w) weighted means of v gated by sigmoid(q); modes
+    # simple (w = 0, linear; causal by a prefix scan), full / local (learned pair bias w, T_max x
+    # S_max). Packing indexes w by position within the segment. No bias, no dropout.
+    "aft": AttentionSpec(
+        aft.aft_attention,
+        causal=True,
+        packing=True,
+        gqa=True,
+        cross=True,
+        complexity="simple: O((T+S)·N·H) time and memory; full/local: O(T·S·K·H) time, O(T·S) memory",
+        params=aft.param_specs,
+    ),
+    # PADRe (token mixer): a degree-d polynomial of x from channel linears, depthwise 1-D
+    # convolutions and Hadamard products. Causal = left-only convolutions; packing exact (taps
+    # stay in segments); no softmax, so nothing to drop.
+    "padre": AttentionSpec(
+        padre.padre_mixing,
+        family="mixer",
+        causal=True,
+        padding=True,
+        packing=True,
+        cross=False,
+        complexity="O(T·d·D·(D + k)) time, O(T·d·D) memory (d = degree)",
+        params=padre.param_specs,
+    ),
+    # GAAM (token mixer): x ⊙ a product of Gaussians of x standardised over the tokens,
+    # normalised over the tokens. Whole-sequence statistics: no causal form, packing refused;
+    # its weights are not probabilities over keys (no dropout).
+    "gaam": AttentionSpec(
+        gaam.gaam_mixing,
+        family="mixer",
+        causal=False,
+        padding=True,
+        packing=False,
+        cross=False,
+        complexity="O(T·D·G) time, O(T·D) memory (G = num_gaussians)",
+        params=gaam.param_specs,
+    ),
+    # PoNet (token mixer): global aggregation (masked mean query, one softmax over tokens),
+    # segment and local max-pooling, multiplicative fusion. An encoder: no causal form; packing
+    # would need per-segment pools (refused); dropout on the global-aggregation probabilities.
+    "ponet": AttentionSpec(
+        ponet.ponet_mixing,
+        family="mixer",
+        causal=False,
+        padding=True,
+        packing=False,
+        cross=False,
+        dropout=True,
+        complexity="O(T·D·(D + w)) time, O(T·D) memory (w = local_window)",
+        params=ponet.param_specs,
+    ),
+    # gMLP's spatial gating unit with its channel projections (token mixer). W [T_max, T_max] is
+    # positional: causal = lower-triangular W, pads = zeroed W columns; packing would need W per
+    # segment offset (refused); no probabilities to drop.
+    "sgu": AttentionSpec(
+        sgu.sgu_mixing,
+        family="mixer",
+        causal=True,
+        padding=True,
+        packing=False,
+        cross=False,
+        complexity="O(T²·F + T·D·F) time, O(T² + T·F) memory (F = ffn_dim / 2)",
+        params=sgu.param_specs,
+    ),
+    # Lightweight convolution (token mixer): softmax-normalised depthwise kernels shared across
+    # channel groups, GLU in / linear out. Causal = left taps; packing exact (taps stop at segment
+    # ends); dropout = the paper's DropConnect on the normalised kernel.
+    "lightconv": AttentionSpec(
+        lightconv.lightconv_mixing,
+        family="mixer",
+        causal=True,
+        padding=True,
+        packing=True,
+        cross=False,
+        dropout=True,
+        complexity="O(T·k·D + T·D²) time, O(T·D) memory",
+        params=lightconv.lightconv_param_specs,
+    ),
+    # Dynamic convolution: lightconv with the kernel predicted per position from its input.
+    "dynconv": AttentionSpec(
+        lightconv.dynconv_mixing,
+        family="mixer",
+        causal=True,
+        padding=True,
+        packing=True,
+        cross=False,
+        dropout=True,
+        complexity="O(T·k·D·num_kernels + T·D²) time, O(T·(D + num_kernels·k)) memory",
+        params=lightconv.dynconv_param_specs,
     ),
 }
 

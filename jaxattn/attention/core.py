@@ -93,6 +93,15 @@ class AttentionSpec:
         the layer keeps in the 'attention_state' collection and passes in by name. A kind with
         state returns `(out, new_state)`, new_state a dict with the same names; the layer stores
         it when the collection is mutable (training), and ignores it otherwise (evaluation).
+      needs_training: whether the layer must pass `training=` (a Python bool: True when the
+        layer is not deterministic, i.e. in training; False at evaluation). For kinds that compute
+        something else in training than at evaluation beyond dropout (SSA subsamples keys in
+        training and attends densely at evaluation). `training` is not a config hyper-parameter:
+        the layer supplies it on every call (configs/common.COMMON_ARGS leaves it out of the
+        config); direct callers such as the test battery may bind it to pick one mode.
+      own_rotary: whether the kind applies its own rotary position encoding to q and k (CoCA
+        builds its keys inside the rotary planes). The layer's rotary schemes (`relative='rope'`)
+        would rotate twice, so they are refused for such a kind (layers/posenc.py).
       grid: whether the kind needs the 2-D token grid (image-native kinds such as axial). Such a
         kind takes a hyper-parameter `grid=(rows, cols)` that `get_attention_fn` binds from what
         the model offers (the patch grid); a sequence of T tokens is then `T - rows * cols`
@@ -119,6 +128,8 @@ class AttentionSpec:
     needs_rng: bool = False
     state: Callable[..., dict[str, ParamSpec]] | None = None
     grid: bool = False
+    needs_training: bool = False
+    own_rotary: bool = False
 
     @property
     def decoding(self) -> bool:

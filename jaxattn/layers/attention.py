@@ -158,6 +158,8 @@ class MultiHeadAttention(nn.Module):
         if self.attention.spec.needs_rng:
             tensors["rng"] = self.make_rng("attention")
         tensors.update(dropout_arguments(self.attention, self.dropout_rate, deterministic, self))
+        # Kinds that differ between training and evaluation (AttentionSpec.needs_training).
+        mode = {"training": not deterministic} if self.attention.spec.needs_training else {}
 
         if self.is_mutable_collection(PROBE_COLLECTION) and not self.is_initializing():
             # Only when a caller asks (apply(..., mutable=[PROBE_COLLECTION])): what the kind is
@@ -178,6 +180,7 @@ class MultiHeadAttention(nn.Module):
                 kv_segment_ids=kv_segment_ids,
                 bias=bias,
                 **tensors,
+                **mode,
             )  # [B, T, N, H]
             if self.attention.spec.state is not None:
                 out, new_state = out

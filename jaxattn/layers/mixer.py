@@ -90,6 +90,7 @@ class TokenMixer(nn.Module):
             kv_segment_ids=kv_segment_ids,
             bias=bias,
             **tensors,
+            **({"training": not deterministic} if spec.needs_training else {}),
         )  # [B, T, D]
         if spec.state is not None:
             y, new_state = y

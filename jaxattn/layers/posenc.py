@@ -333,10 +333,13 @@ class HuangBias(_SchemeModule):
 MECHANISM_NEEDS: dict[str, Callable[[core.AttentionSpec], bool]] = {
     "none": lambda spec: True,
     "absolute": lambda spec: True,
-    "rotary": lambda spec: spec.family == "attention",
+    "rotary": lambda spec: spec.family == "attention" and not spec.own_rotary,
     "bias": lambda spec: spec.family == "attention" and spec.bias,
 }
-MECHANISM_REQUIREMENT = {"rotary": "it needs query/key", "bias": "it needs bias=True"}
+MECHANISM_REQUIREMENT = {
+    "rotary": "it needs query/key that the kind does not rotate itself; use relative='none'",
+    "bias": "it needs bias=True",
+}
 
 
 @dataclasses.dataclass(frozen=True)

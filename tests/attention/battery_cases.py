@@ -23,11 +23,68 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from jaxattn.attention import REGISTRY, core, get_attention_fn, linear, reformer, routing, xca
+from jaxattn.attention import (
+    REGISTRY,
+    aft,
+    agent,
+    coca,
+    core,
+    focused_linear,
+    get_attention_fn,
+    linear,
+    lln,
+    neural_attention,
+    normalized,
+    reformer,
+    relit,
+    routing,
+    xca,
+    yoso,
+)
 
 KINDS = sorted(REGISTRY)
 ATTENTION_KINDS = [kind for kind in KINDS if REGISTRY[kind].family == "attention"]
+
+# The battery's two tiers. The default tier (the README's test command) runs every battery check
+# on QUICK_KINDS, the kinds the battery was built with; every other kind runs every check in the
+# slow tier (`-m slow`, which .ci/run also runs). A kind costs about 30 s of compiles across the
+# battery on 2 CPU cores, so this keeps the default suite's time flat as kinds are added; each
+# kind's own defining test (its exact reference, tests/attention/<kind>_test.py) stays in the
+# default tier.
+QUICK_KINDS = frozenset(
+    {
+        "axial",
+        "block_sparse",
+        "fnet",
+        "linear",
+        "linformer",
+        "local",
+        "nystrom",
+        "performer",
+        "reformer",
+        "routing",
+        "sinkhorn",
+        "softmax",
+        "softmax_chunked",
+        "softmax_xla",
+        "synthesizer",
+        "xca",
+    }
+)
+
+
+def tiered(kinds, *, quick=QUICK_KINDS) -> list:
+    """pytest parameters for `kinds` (kind names, or tuples whose first item is the kind): kinds
+    outside `quick` are marked slow."""
+    return [
+        case
+        if (case[0] if isinstance(case, tuple) else case) in quick
+        else pytest.param(*(case if isinstance(case, tuple) else (case,)), marks=pytest.mark.slow)
+        for case in kinds
+    ]
+
 
 # Hyper-parameters for every check except the exact limit: small enough for the test shapes and
 # switching on optional paths. A kind missing here runs with its defaults.
@@ -59,6 +116,34 @@ BATTERY_HPARAMS: dict[str, dict[str, Any]] = {
     # Chunks of 4: the causal / packed scan carries its state across several chunks.
     "performer": {"num_features": 16, "chunk_size": 4},
     "linear": {"chunk_size": 4},
+    # 5 agents (bins that overlap, as adaptive pooling's do for L = 16) and a 3-tap DWC.
+    "agent": {"num_agents": 5, "conv_kernel_size": 3},
+    # LLN+Diag with blocks of 5 (do not divide T = 16) and chunks of 4 for the scan.
+    "lln": {"diag_block_size": 5, "chunk_size": 4},
+    # An even conv (4 taps: asymmetric centred window) and chunks of 4 for the scan.
+    "focused_linear": {"conv_kernel_size": 4, "chunk_size": 4},
+    "trainable_kernel": {"hidden_dim": 6, "chunk_size": 4},
+    # The training path, bound here (the layer passes `training` itself): a band of 2 and
+    # half of the far keys, drawn from the battery's fixed rng.
+    "ssa": {"training": True, "keep_prob": 0.5, "local_window": 2},
+    # Spans of 5 (do not divide T = 16) and the learned-summary path with its declared tensor.
+    "combiner": {"span_size": 5, "summary": "learned"},
+    # Blocks of 3 (do not divide T = 16), 2 refined per block row: 12 of 36 blocks refined.
+    "mra": {"block_size": 3, "num_blocks_per_row": 2},
+    # Four scales over 4 heads (GQA: 2 kv heads): a self-only head, two bands, a global head.
+    "multiscale_window": {"window_sizes": (0, 2, 5, 64)},
+    # k = 5 < 16: a real selection; rows with fewer than 5 allowed keys keep them all.
+    "topk": {"top_k": 5},
+    # 4 rounds of 3-bit codes (8 buckets): several keys share buckets at T = 16.
+    "yoso": {"num_hashes": 4, "hash_bits": 3},
+    # w = 6 < T = 16: the top-w selection path (A = 0 at init: ties, broken by position).
+    "dma": {"keep_window_size": 6},
+    # Chunks of 5 queries (do not divide T = 16), a hidden width of 8.
+    "neural_attention": {"hidden_dim": 8, "chunk_size": 5},
+    # 6 codes, blocks of 4 (4 blocks at T = 16): the causal form uses its code part (blocks <= n-2).
+    "transformer_vq": {"num_codes": 6, "block_size": 4, "ema_decay": 0.9},
+    # AFT-local: the learned pair bias inside a band of 5, 0 outside (the w path, not simple's).
+    "aft": {"mode": "local", "window": 5},
 }
 
 # Inputs a kind never reads: their gradient must be exactly zero (instead of non-zero).
@@ -191,6 +276,146 @@ EXACT_LIMIT: dict[str, Limit] = {
         atol_f32=1e-6,
         atol_bf16=2e-2,
         reference=xca.channel_major_xca_attention,
+    ),
+    # No softmax limit (a = S agents would still pool, not copy, the queries): it equals the
+    # naive two-softmax form through the explicit T×S matrix, fixed non-zero agent biases, no
+    # DWC. Measured here: 2.4e-7; bf16 6.9e-3. Self-attention only.
+    "agent": Limit(
+        lambda T, S: {"num_agents": 5, "conv_kernel_size": 0},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        tensors=lambda q, k, v: agent.example_tensors(q.shape[2], 5, k.shape[1]),
+        reference=lambda q, k, v, **masks: agent.explicit_agent_attention(
+            q, k, v, **masks, num_agents=5, **agent.example_tensors(q.shape[2], 5, k.shape[1])
+        ),
+    ),
+    # No softmax limit: the associative scan equals the sequential recurrence (lax.scan, forward
+    # and reversed) with fixed gates γ, β in (0.3, 0.97). Measured here: 1.2e-7 (causal 1.2e-7);
+    # bf16 3.0e-3 (causal 6.3e-3). Self-attention only.
+    "relit": Limit(
+        lambda T, S: {},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        tensors=lambda q, k, v: relit.example_tensors(k.shape[2], k.shape[3]),
+        reference=lambda q, k, v, **masks: relit.sequential_relit_attention(
+            q, k, v, **masks, **relit.example_tensors(k.shape[2], k.shape[3])
+        ),
+    ),
+    # No softmax limit: plain LLN (no Diag) equals the explicit T×S normalised matrix of the same
+    # shift-stabilised exponential weights (state at its init, std 1). Measured here: 6.0e-7
+    # (causal 3.0e-7, cross 6.0e-7); bf16 5.3e-3 (causal 9.3e-3).
+    "lln": Limit(
+        lambda T, S: {"chunk_size": 4},
+        atol_f32=2e-6,
+        atol_bf16=2e-2,
+        reference=lln.quadratic_lln_attention,
+    ),
+    # No softmax limit: the scan equals the explicit T×S kernel matrix of the same focused
+    # features plus the conv as a banded T×T matrix, with fixed non-trivial scale and conv
+    # tensors. Measured here: 6.0e-7 (causal 4.8e-7); bf16 1.5e-2 (causal 1.3e-2). Self-attention
+    # only.
+    "focused_linear": Limit(
+        lambda T, S: {"conv_kernel_size": 3, "chunk_size": 4},
+        atol_f32=2e-6,
+        atol_bf16=3e-2,
+        tensors=lambda q, k, v: focused_linear.example_tensors(k.shape[2], k.shape[3], 3),
+        reference=lambda q, k, v, **masks: focused_linear.quadratic_focused_linear_attention(
+            q, k, v, **masks, **focused_linear.example_tensors(k.shape[2], k.shape[3], 3)
+        ),
+    ),
+    # φ frozen to elu + 1 (W₂ = 0, b₂ = 0) is `linear`'s explicit normalised kernel matrix.
+    # Measured here: 1.8e-7 (causal 0, cross 2.4e-7); bf16 2.5e-3 (causal 6.3e-3).
+    "trainable_kernel": Limit(
+        lambda T, S: {"hidden_dim": 6},
+        atol_f32=1e-6,
+        atol_bf16=1e-2,
+        tensors=lambda q, k, v: {
+            "kernel_w2": jnp.zeros((k.shape[2], 6, k.shape[3])),
+            "kernel_b2": jnp.zeros((k.shape[2], k.shape[3])),
+        },
+        reference=linear.quadratic_linear_attention,
+    ),
+    # Training with keep_prob = 1 keeps every allowed key: softmax, bit-identical (measured 0;
+    # cross 0); bf16 1.3e-2. Evaluation (training=False) is the same softmax (ssa_test.py).
+    "ssa": Limit(lambda T, S: {"training": True, "keep_prob": 1.0}, atol_f32=1e-6, atol_bf16=2e-2),
+    # One span covering the sequence: every key is direct, no summary: softmax. Measured here:
+    # 0 (causal 0); bf16 1.3e-2. Self-attention only.
+    "combiner": Limit(lambda T, S: {"span_size": T}, atol_f32=1e-6, atol_bf16=2e-2),
+    # Every block refined (blocks of 5 do not divide T): softmax. Measured here: 2.4e-7 (cross
+    # T=24, S=16: 3.6e-7); bf16 8.6e-3.
+    "mra": Limit(
+        lambda T, S: {"block_size": 5, "num_blocks_per_row": S}, atol_f32=1e-5, atol_bf16=2e-2
+    ),
+    # Every head's window covers the sequence: softmax. Measured here: 2.4e-7 (causal 0); bf16
+    # 8.6e-3 (bf16 softmax: 1.3e-2).
+    "multiscale_window": Limit(
+        lambda T, S: {"window_sizes": (T, T - 1)}, atol_f32=1e-6, atol_bf16=2e-2
+    ),
+    # k = S keeps every allowed key: softmax. Measured here: 0 (causal 0, cross 0); bf16 1.3e-2.
+    "topk": Limit(lambda T, S: {"top_k": S}, atol_f32=1e-6, atol_bf16=2e-2),
+    # No softmax limit: YOSO-E (expectation=True) equals the formula written out per head
+    # (yoso.yoso_e_reference). Measured here: 8.2e-7 (cross 1.1e-6); bf16 4.9e-3.
+    "yoso": Limit(
+        lambda T, S: {"expectation": True},
+        atol_f32=1e-5,
+        atol_bf16=3e-2,
+        reference=yoso.yoso_e_reference,
+    ),
+    # No softmax limit: the factorised features equal the paper's per-pair construction
+    # (k_ij = t_j ⊙ q_i, then RoPE). Measured here: 4.2e-7 (cross 5.4e-7); bf16 1.2e-2.
+    "coca": Limit(
+        lambda T, S: {},
+        atol_f32=1e-5,
+        atol_bf16=3e-2,
+        reference=coca.naive_coca_attention,
+    ),
+    # w >= S and A = 0 (δ = 1, a constant bias): softmax. Measured here: 3.6e-7 (cross 2.4e-7);
+    # bf16 1.3e-2 (bf16 softmax: 1.3e-2).
+    "dma": Limit(
+        lambda T, S: {"keep_window_size": S},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        tensors=lambda q, k, v: {"delta_a": jnp.zeros((k.shape[2],))},
+    ),
+    # No softmax limit: the chunked pair network equals the naive one on concatenated [q; k]
+    # pairs (the full T×S×F hidden tensor). Measured here: 3.6e-7 (cross 3.0e-7); bf16 5.5e-3.
+    "neural_attention": Limit(
+        lambda T, S: {"hidden_dim": 8, "chunk_size": 5},
+        atol_f32=1e-5,
+        atol_bf16=2e-2,
+        tensors=lambda q, k, v: neural_attention.example_tensors(q.shape[2], q.shape[3], 8),
+        reference=neural_attention.example_reference,  # the same example tensors, F = 8
+    ),
+    # No softmax limit: equals the independent dense formulation (nan-masked mean/var per row).
+    # Measured here: 1.4e-6 (self), 2.4e-6 (cross, T=24, S=16); bf16 5.0e-2 (bf16 scores are
+    # standardised: weights are O(1) per key, not probabilities, so bf16 rounding shows more).
+    "normalized": Limit(
+        lambda T, S: {},
+        atol_f32=1e-5,
+        atol_bf16=1e-1,
+        reference=normalized.dense_reference,
+    ),
+    # A codebook holding every key of the batch (C = B·S, counts 1): each key is its own code,
+    # so the quantised keys are the keys and this is softmax. Measured here: 2.4e-7 (self and
+    # cross T=24, S=16); bf16 5.4e-3 (cross 7.0e-3; bf16 keys still pick their own code).
+    "transformer_vq": Limit(
+        lambda T, S: {},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        tensors=lambda q, k, v: {
+            "codebook_sum": jnp.transpose(k, (2, 0, 1, 3)).reshape(k.shape[2], -1, k.shape[3]),
+            "codebook_count": jnp.ones((k.shape[2], k.shape[0] * k.shape[1])),
+        },
+    ),
+    # AFT has no softmax limit: it equals its equation evaluated densely ([B, T, S, K, H] logits
+    # k_s + w_ts, softmax over s, gated by sigmoid(q)); default mode 'simple' (w = 0). Measured
+    # here: 1.5e-7 (cross T=24, S=16: 2.4e-7; the causal scan and full/local: aft_test.py);
+    # bf16 2.9e-3 (cross 4.6e-3).
+    "aft": Limit(
+        lambda T, S: {},
+        atol_f32=1e-6,
+        atol_bf16=2e-2,
+        reference=aft.dense_aft_attention,
     ),
 }
 

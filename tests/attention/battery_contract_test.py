@@ -29,7 +29,7 @@ def _repeat_heads(params: dict[str, jax.Array], specs: dict[str, core.ParamSpec]
     return out
 
 
-@pytest.mark.parametrize("kind", cases.kinds_with("gqa"))
+@pytest.mark.parametrize("kind", cases.tiered(cases.kinds_with("gqa")))
 @pytest.mark.parametrize("K", [2, 1], ids=["gqa", "mqa"])
 def test_gqa_equals_repeated_kv_heads(kind, K):
     B, T, N, H = 2, 16, 4, 8
@@ -55,7 +55,7 @@ def test_gqa_equals_repeated_kv_heads(kind, K):
     )
 
 
-@pytest.mark.parametrize("kind", cases.kinds_with("cross"))
+@pytest.mark.parametrize("kind", cases.tiered(cases.kinds_with("cross")))
 def test_cross_attention(kind):
     """T != S with key padding: right shape and, at the exact-limit settings, equal to softmax."""
     if kind not in cases.EXACT_LIMIT:
@@ -73,7 +73,7 @@ def test_cross_attention(kind):
     cases.assert_close(out, expected, limit.atol_f32, f"{kind} cross-attention vs softmax")
 
 
-@pytest.mark.parametrize("kind", cases.ATTENTION_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(cases.ATTENTION_KINDS))
 def test_gradients_finite(kind):
     """Gradients w.r.t. q, k, v are finite, and zero at padded positions (they cannot matter)."""
     fn, params, q, k, v, kv_mask = cases.small_inputs(kind, seed=8)
@@ -101,7 +101,7 @@ def test_gradients_finite(kind):
             )
 
 
-@pytest.mark.parametrize("kind", cases.ATTENTION_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(cases.ATTENTION_KINDS))
 def test_jit_and_vmap(kind):
     """Under jit, vmap over an extra leading axis equals a Python loop over it."""
     B, T, N, K, H = cases.small_shape(kind)
@@ -125,7 +125,7 @@ def test_jit_and_vmap(kind):
     cases.assert_close(out, jnp.stack(looped), 1e-5, "vmap vs loop")
 
 
-@pytest.mark.parametrize("kind", cases.ATTENTION_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(cases.ATTENTION_KINDS))
 def test_sharded_equals_unsharded(kind):
     """Batch sharded over the 8 fake CPU devices gives the unsharded result."""
     devices = jax.devices()
@@ -193,7 +193,7 @@ def test_unsupported_feature_raises(kind, feature):
     assert f"'{kind}'" in str(raised.value) and feature in str(raised.value), str(raised.value)
 
 
-@pytest.mark.parametrize("kind", cases.ATTENTION_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(cases.ATTENTION_KINDS))
 def test_declared_params_match_their_specs(kind):
     fn = cases.bind(kind)
     specs = cases.declared_specs(fn, N=4, K=2, H=8, S=16)

@@ -24,7 +24,7 @@ def test_every_kind_is_covered():
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
-@pytest.mark.parametrize("kind", cases.ATTENTION_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(cases.ATTENTION_KINDS))
 def test_shapes_and_dtypes(kind, dtype):
     B, T, N, K, H = cases.small_shape(kind)
     fn = cases.bind(kind)
@@ -37,8 +37,13 @@ def test_shapes_and_dtypes(kind, dtype):
     assert bool(jnp.all(jnp.isfinite(out.astype(jnp.float32))))
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
-@pytest.mark.parametrize("kind", cases.ATTENTION_KINDS)
+# Every kind's float32 limit is its defining check: the default tier for all kinds (bf16: tiered).
+@pytest.mark.parametrize(
+    ("kind", "dtype"),
+    [(kind, jnp.float32) for kind in cases.ATTENTION_KINDS]
+    + cases.tiered([(kind, jnp.bfloat16) for kind in cases.ATTENTION_KINDS]),
+    ids=lambda x: x if isinstance(x, str) else ("f32" if x == jnp.float32 else "bf16"),
+)
 def test_exact_limit_equals_softmax(kind, dtype):
     if kind not in cases.EXACT_LIMIT:
         pytest.fail(
@@ -69,7 +74,7 @@ def _garbage_in_padding(x: jax.Array, kv_mask: jax.Array, seed: int) -> jax.Arra
     return jnp.where(kv_mask[:, :, None, None], x, jnp.asarray(noise, x.dtype))
 
 
-@pytest.mark.parametrize("kind", cases.kinds_with("padding"))
+@pytest.mark.parametrize("kind", cases.tiered(cases.kinds_with("padding")))
 def test_padding_invariance(kind):
     """Random garbage in the padded positions of q, k and v never changes real query rows."""
     fn, params, q, k, v, kv_mask = cases.small_inputs(kind, seed=2)
@@ -82,7 +87,7 @@ def test_padding_invariance(kind):
     )
 
 
-@pytest.mark.parametrize("kind", cases.kinds_with("padding"))
+@pytest.mark.parametrize("kind", cases.tiered(cases.kinds_with("padding")))
 def test_example_without_real_keys_stays_finite(kind):
     """An example whose keys are all padding (a fully masked row everywhere) gives finite
     outputs and gradients, and leaves the other examples' outputs unchanged."""
@@ -107,7 +112,7 @@ def test_example_without_real_keys_stays_finite(kind):
     )
 
 
-@pytest.mark.parametrize("kind", cases.kinds_with("causal"))
+@pytest.mark.parametrize("kind", cases.tiered(cases.kinds_with("causal")))
 def test_causality(kind):
     """Perturbing tokens at positions >= t0 never changes outputs at positions < t0."""
     B, T, N, K, H = cases.small_shape(kind)
@@ -124,7 +129,7 @@ def test_causality(kind):
     assert float(jnp.max(jnp.abs(out2[:, t0:] - out[:, t0:]))) > 1e-3  # the perturbation is visible
 
 
-@pytest.mark.parametrize("kind", cases.kinds_with("packing"))
+@pytest.mark.parametrize("kind", cases.tiered(cases.kinds_with("packing")))
 @pytest.mark.parametrize("is_causal", [False, True], ids=["bidirectional", "causal"])
 def test_packing(kind, is_causal):
     """A packed batch (segment ids, 0 = padding) equals each segment run on its own."""

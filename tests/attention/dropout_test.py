@@ -63,9 +63,42 @@ def test_capabilities():
         "linformer",
         "axial",
         "xca",
+        # zoo II
+        "topk",
+        "multiscale_window",
+        "combiner",
+        "ssa",
+        "neural_attention",
+        "dma",
+        "coca",
+        "agent",
+        "lightconv",  # DropConnect on the softmax-normalised kernel (the paper's)
+        "dynconv",
+        "ponet",  # the global aggregation's attention probabilities
     }
     assert {kind for kind, spec in REGISTRY.items() if spec.dropout} == forms_probabilities
-    assert set(NO_DROPOUT_KINDS) == {"performer", "linear", "fnet", "nystrom"}
+    assert set(NO_DROPOUT_KINDS) == {
+        "performer",
+        "linear",
+        "fnet",
+        "nystrom",
+        # zoo II: kernel/linear forms and recurrences form no probabilities; normalized's weights
+        # are signed standardised scores; MRA's coarse blocks and YOSO's hashed estimate have no
+        # per-entry probability; AFT, Transformer-VQ and the other mixers' papers drop none.
+        "focused_linear",
+        "lln",
+        "trainable_kernel",
+        "relit",
+        "normalized",
+        "mra",
+        "yoso",
+        "aft",
+        "transformer_vq",
+        "fnet_ar",
+        "sgu",
+        "gaam",
+        "padre",
+    }
 
 
 # ----------------------------------------------------------------------------- every dropout kind
@@ -293,7 +326,7 @@ def test_softmax_chunked_dropout_keeps_memory_linear():
 # ----------------------------------------------------------------------------- refusals
 
 
-@pytest.mark.parametrize("kind", NO_DROPOUT_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(NO_DROPOUT_KINDS))
 def test_kinds_without_probabilities_refuse_a_rate_and_accept_zero(kind):
     spec = REGISTRY[kind]
     rng = jax.random.key(0)
@@ -314,8 +347,9 @@ def test_kinds_without_probabilities_refuse_a_rate_and_accept_zero(kind):
 
     @jax.jit
     def outputs(q, k, v):
-        plain = fn(q, k, v, **masks, **params)
-        return plain, fn(q, k, v, **masks, **params, dropout_rate=0.0, dropout_rng=rng)
+        plain = cases.output(fn, fn(q, k, v, **masks, **params))  # stateful kinds: (out, state)
+        zero = fn(q, k, v, **masks, **params, dropout_rate=0.0, dropout_rng=rng)
+        return plain, cases.output(fn, zero)
 
     plain, rate_zero = outputs(q, k, v)
     np.testing.assert_array_equal(rate_zero, plain)

@@ -37,7 +37,16 @@ COMMON_ARGS = [
 MIXER_FEATURES = ("is_causal", "kv_mask", "segment_ids", "bias", "dropout")
 
 # Hyper-parameters for the checks below (a kind missing here runs with its defaults).
-BATTERY_HPARAMS: dict[str, dict[str, Any]] = {}
+BATTERY_HPARAMS: dict[str, dict[str, Any]] = {
+    "padre": {"degree": 2, "kernel_size": 4},  # an even width: asymmetric centred taps
+    "gaam": {"num_heads": 4, "num_gaussians": 2},  # heads of 2 features at D = 8
+    # 3 segments of 6 (the last one short) and a 5-wide local window at T = 16.
+    "ponet": {"num_heads": 2, "num_segments": 3, "local_window": 5},
+    "sgu": {"ffn_dim": 12},  # a gate width (6) other than D = 8
+    # An even kernel width (asymmetric centred taps) and 2 kernels of 4 channels at D = 8.
+    "lightconv": {"kernel_size": 4, "num_kernels": 2},
+    "dynconv": {"kernel_size": 5, "num_kernels": 2},
+}
 
 # Kinds whose key padding support is an explicit opt-in that does NOT make real outputs invariant
 # to the pads (the pads are mixed in): with their defaults a kv_mask raises; with these
@@ -63,6 +72,37 @@ def _fnet_exact(fn: core.BoundAttention, x: np.ndarray, params: dict) -> None:
 # Each mixer's exact definition, checked on x [B, T, D] = [2, 16, 8] (float32).
 EXACT: dict[str, Callable[[core.BoundAttention, np.ndarray, dict], None]] = {
     "fnet": _fnet_exact,
+    # FNetAR equals Re(A·X·F_D) with the explicit float64 prefix-DFT matrix A (tests/attention/
+    # fnet_ar_test.py: explicit_fnet_ar). Measured: 6.3e-6 (FNet's own check: 1.7e-6).
+    "fnet_ar": lambda fn, x, params: _assert_close(
+        _run(fn, jnp.asarray(x, jnp.float32), {}, params),
+        __import__("tests.attention.fnet_ar_test", fromlist=["_"]).explicit_fnet_ar(x),
+        1e-5,
+        "fnet_ar vs explicit prefix DFT",
+    ),
+    # padre: the float64 polynomial with banded convolution matrices (measured <= 2e-6).
+    "padre": lambda fn, x, p: __import__(
+        "tests.attention.padre_test", fromlist=["battery_exact"]
+    ).battery_exact(fn, x, p),
+    # gaam: a float64 product-of-densities reference with random δ, c (measured 1.5e-8).
+    "gaam": lambda fn, x, p: __import__(
+        "tests.attention.gaam_test", fromlist=["battery_exact"]
+    ).battery_exact(fn, x, p),
+    # ponet: the pooling equations in float64 (measured <= 1e-6).
+    "ponet": lambda fn, x, p: __import__(
+        "tests.attention.ponet_test", fromlist=["battery_exact"]
+    ).battery_exact(fn, x, p),
+    # sgu: the gMLP equations in float64 with W, b away from init (measured <= 1e-6).
+    "sgu": lambda fn, x, p: __import__(
+        "tests.attention.sgu_test", fromlist=["battery_exact"]
+    ).battery_exact(fn, x, p),
+    # lightconv / dynconv: equal explicit banded T x T matrices in float64 (measured <= 1e-6).
+    "lightconv": lambda fn, x, p: __import__(
+        "tests.attention.lightconv_test", fromlist=["battery_exact"]
+    ).battery_exact(fn, x, p),
+    "dynconv": lambda fn, x, p: __import__(
+        "tests.attention.lightconv_test", fromlist=["battery_exact"]
+    ).battery_exact(fn, x, p),
 }
 
 
@@ -113,7 +153,7 @@ def test_common_mixer_signature(kind):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
-@pytest.mark.parametrize("kind", MIXER_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(MIXER_KINDS))
 def test_shapes_and_dtypes(kind, dtype):
     B, T, D = 2, 16, 8
     fn = _bind(kind)
@@ -132,7 +172,7 @@ def test_exact_definition(kind):
     EXACT[kind](fn, np.random.default_rng(1).normal(size=(B, T, D)), _params(fn, T=T, D=D))
 
 
-@pytest.mark.parametrize("kind", MIXER_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(MIXER_KINDS))
 def test_gradients_finite(kind):
     B, T, D = 2, 16, 8
     fn = _bind(kind)
@@ -145,7 +185,7 @@ def test_gradients_finite(kind):
     assert float(jnp.max(jnp.abs(grad))) > 0
 
 
-@pytest.mark.parametrize("kind", MIXER_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(MIXER_KINDS))
 def test_jit_and_vmap(kind):
     V, B, T, D = 3, 2, 16, 8
     fn = _bind(kind)
@@ -156,7 +196,7 @@ def test_jit_and_vmap(kind):
     _assert_close(batched, looped, 1e-5, "vmap vs loop")
 
 
-@pytest.mark.parametrize("kind", MIXER_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(MIXER_KINDS))
 def test_sharded_equals_unsharded(kind):
     devices = jax.devices()
     assert len(devices) == 8, "tests/conftest.py should provide 8 fake CPU devices"
@@ -225,7 +265,8 @@ def test_padding_opt_in(kind):
 
 
 @pytest.mark.parametrize(
-    "kind", [k for k in MIXER_KINDS if REGISTRY[k].padding and k not in PADDING_OPT_IN]
+    "kind",
+    cases.tiered([k for k in MIXER_KINDS if REGISTRY[k].padding and k not in PADDING_OPT_IN]),
 )
 def test_padding_invariance(kind):
     """Garbage in padded positions never changes the real positions' outputs."""
@@ -241,7 +282,7 @@ def test_padding_invariance(kind):
     _assert_close(jnp.where(real, y2, 0), jnp.where(real, y, 0), 1e-5, "garbage in padding")
 
 
-@pytest.mark.parametrize("kind", MIXER_KINDS)
+@pytest.mark.parametrize("kind", cases.tiered(MIXER_KINDS))
 def test_declared_params_match_their_specs(kind):
     fn = _bind(kind)
     shapes = dict(num_heads=1, num_kv_heads=1, head_dim=8, kv_length=16)

@@ -324,6 +324,17 @@ def test_rotary_needs_query_and_key():
         posenc.check_scheme("rope", "fnet", mixer)
 
 
+def test_a_kind_with_its_own_rotary_refuses_the_layers_rotary():
+    """CoCA rotates q and k itself: relative='rope' would rotate twice, so the model refuses it
+    with one line naming the kind, the scheme and the fix; its bias schemes still work."""
+    assert REGISTRY["coca"].own_rotary
+    assert not posenc.works_with("rope", REGISTRY["coca"])
+    assert posenc.works_with("alibi", REGISTRY["coca"])
+    with pytest.raises(errors.UnsupportedFeatureError, match="'coca'.*rope.*relative='none'"):
+        model_with("rope", "coca")
+    model_with("none", "coca")
+
+
 def test_unknown_schemes_are_config_errors():
     with pytest.raises(errors.ConfigError, match="rope, alibi"):
         model_with("rotary")
