@@ -15,8 +15,9 @@ only (recalled values, copied tokens); chance is 1/64 for MQAR values and 1/128 
 Measured (2-core CPU, 2026-12-06; WORKSPACE.md "Probes"): copying separates the kinds within
 1000 steps (softmax and a 16-token local window 1.00 — two layers of 16 reach 30 back, past the
 25-token copy distance — linear 0.80); no kind binds MQAR's keys to values within 10,000 steps
-(softmax stays at ~0.15, guessing among the context's values), so the MQAR column needs Zoology's
-budget (tens of thousands of steps) or an accelerator.
+(softmax stays at ~0.15, guessing among the context's values), and neither does Zoology's own
+model on this data (run beside ours; its basic 4-pair setting jumps from 0.26 to 0.99 at ~7,000
+steps: WORKSPACE.md "Probes"), so the MQAR column needs a longer budget or an accelerator.
 
 Expected outcome (the reason for the probe; Zoology §3, Jelassi et al. 2024): exact attention
 solves both; fixed-size-state kinds (linear, performer) fall behind as pairs grow; a local window
