@@ -111,6 +111,8 @@ def _jax_target(case: cases.Case, arrays: dict[str, np.ndarray]):
 
     N, H, S = case.heads, case.head_dim, case.seq_len
     shapes = dict(num_heads=N, num_kv_heads=N, head_dim=H, kv_length=S)
+    if spec.family == "mixer":  # its tensors as TokenMixer makes them: one head of width D = N·H
+        shapes = dict(num_heads=1, num_kv_heads=1, head_dim=N * H, kv_length=S)
     specs = {**fn.param_specs(**shapes), **fn.state_specs(**shapes)}
     rngs = jax.random.split(jax.random.key(1234), len(specs) + 1)
     extra = {

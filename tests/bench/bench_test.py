@@ -84,8 +84,9 @@ def test_unsupported_at_trace_time_is_unsupported_not_error():
     assert r["status"] == "unsupported" and "bigbird" in r["reason"]
 
 
-def test_token_mixers_are_measured():
-    r = worker.measure(cases.Case("fnet", **TINY))
+@pytest.mark.parametrize("kind", ["fnet", "lightconv"])  # lightconv declares [D, ...] tensors
+def test_token_mixers_are_measured(kind):
+    r = worker.measure(cases.Case(kind, **TINY))
     assert r["status"] == "ok", r.get("reason")
     assert r["forward_backward_s"] > 0
 
