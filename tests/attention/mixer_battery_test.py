@@ -22,6 +22,14 @@ import pytest
 from jaxattn import errors
 from jaxattn.attention import REGISTRY, core, get_attention_fn
 from tests.attention import battery_cases as cases
+from tests.attention import (
+    fnet_ar_test,
+    gaam_test,
+    lightconv_test,
+    padre_test,
+    ponet_test,
+    sgu_test,
+)
 
 MIXER_KINDS = sorted(kind for kind, spec in REGISTRY.items() if spec.family == "mixer")
 COMMON_ARGS = [
@@ -76,33 +84,21 @@ EXACT: dict[str, Callable[[core.BoundAttention, np.ndarray, dict], None]] = {
     # fnet_ar_test.py: explicit_fnet_ar). Measured: 6.3e-6 (FNet's own check: 1.7e-6).
     "fnet_ar": lambda fn, x, params: _assert_close(
         _run(fn, jnp.asarray(x, jnp.float32), {}, params),
-        __import__("tests.attention.fnet_ar_test", fromlist=["_"]).explicit_fnet_ar(x),
+        fnet_ar_test.explicit_fnet_ar(x),
         1e-5,
         "fnet_ar vs explicit prefix DFT",
     ),
     # padre: the float64 polynomial with banded convolution matrices (measured <= 2e-6).
-    "padre": lambda fn, x, p: __import__(
-        "tests.attention.padre_test", fromlist=["battery_exact"]
-    ).battery_exact(fn, x, p),
+    "padre": padre_test.battery_exact,
     # gaam: a float64 product-of-densities reference with random δ, c (measured 1.5e-8).
-    "gaam": lambda fn, x, p: __import__(
-        "tests.attention.gaam_test", fromlist=["battery_exact"]
-    ).battery_exact(fn, x, p),
+    "gaam": gaam_test.battery_exact,
     # ponet: the pooling equations in float64 (measured <= 1e-6).
-    "ponet": lambda fn, x, p: __import__(
-        "tests.attention.ponet_test", fromlist=["battery_exact"]
-    ).battery_exact(fn, x, p),
+    "ponet": ponet_test.battery_exact,
     # sgu: the gMLP equations in float64 with W, b away from init (measured <= 1e-6).
-    "sgu": lambda fn, x, p: __import__(
-        "tests.attention.sgu_test", fromlist=["battery_exact"]
-    ).battery_exact(fn, x, p),
+    "sgu": sgu_test.battery_exact,
     # lightconv / dynconv: equal explicit banded T x T matrices in float64 (measured <= 1e-6).
-    "lightconv": lambda fn, x, p: __import__(
-        "tests.attention.lightconv_test", fromlist=["battery_exact"]
-    ).battery_exact(fn, x, p),
-    "dynconv": lambda fn, x, p: __import__(
-        "tests.attention.lightconv_test", fromlist=["battery_exact"]
-    ).battery_exact(fn, x, p),
+    "lightconv": lightconv_test.battery_exact,
+    "dynconv": lightconv_test.battery_exact,
 }
 
 
