@@ -21,7 +21,10 @@ group. `scale` is accepted (the layer always passes it) and unused: there are no
 Numerics: float32. 'full'/'local' factor exp(K[s] + w[t, s]) = exp(w[t, s] − m_t)·exp(K[s] − m_h)
 (m_t the row max of the kept w, m_h the per-channel max of the real keys), so the sums are two
 [T, S] × [S, H] matmuls; this underflows only when a row's kept K + w spread exceeds ~87 (float32
-exp), far outside trained ranges. 'simple' causal carries (max, numerator, denominator) through
+exp), far outside trained ranges. With is_causal, m_h is taken over all real keys, later ones
+included: a later key exceeding every earlier key of a channel by more than ~87 would underflow the
+earlier rows of that channel to 0, so causality holds exactly only inside that range (a running
+causal max would remove this; not done yet). 'simple' causal carries (max, numerator, denominator) through
 `lax.associative_scan` (log-sum-exp merging): exact and stable. A query with no kept key returns 0.
 
 No reference implementation was compared: the paper's code is not public (the authors' AFT was not
