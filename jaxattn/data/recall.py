@@ -14,6 +14,16 @@ followed by its value. The
 loss is on the values after the query keys only ('loss_mask'): the model must recall the value
 bound to a key many tokens earlier.
 
+MQAR with `layout='zoology'` follows Zoology's generator (HazyResearch/zoology,
+`zoology/data/multiquery_ar.py`, read for its rules): distinct keys and distinct values, every
+pair asked exactly once in random order, the query slots drawn without replacement with
+probability ∝ a·i^(a−1) over the slot index i (power law, `power_a` = a; Zoology's default
+0.01 puts most queries soon after the context), and random key/value tokens (not filler)
+everywhere else. One difference from theirs: our record is a token sequence whose loss targets
+are its own next tokens, so the value follows its query key in the input too, where Zoology puts
+a random token there and the value only in the labels; with every key asked once, a value seen
+after an earlier query never answers a later one.
+
 Copy record: `length` random tokens, a separator, the same tokens again; the loss is on the copy.
 
     source = recall.RecallSource('mqar', split='train', num_examples=10_000, seed=0, seq_len=128,
@@ -33,7 +43,16 @@ PAD, FILLER = 0, 1
 FIRST_KEY = 2
 TASKS = ("mqar", "copy")
 # config.data fields the generators read (beside max_length).
-SETTINGS = ("num_keys", "num_values", "num_pairs", "num_queries", "copy_length")
+SETTINGS = (
+    "num_keys",
+    "num_values",
+    "num_pairs",
+    "num_queries",
+    "copy_length",
+    "layout",
+    "power_a",
+)
+LAYOUTS = ("jaxattn", "zoology")
 _SPLIT_STREAMS = {"train": 0, "validation": 1, "test": 2}
 
 
@@ -49,9 +68,20 @@ def mqar_example(
     num_values: int,
     num_pairs: int,
     num_queries: int,
+    layout: str = "jaxattn",
+    power_a: float = 0.01,
     **unused: Any,
 ) -> dict[str, np.ndarray]:
     """One MQAR sequence of seq_len + 1 tokens (module docstring); `unused`: copy's settings."""
+    if layout not in LAYOUTS:
+        raise errors.ConfigError(f"mqar: unknown layout '{layout}'; choose from {LAYOUTS}")
+    if layout == "zoology":
+        if num_queries != num_pairs:
+            raise errors.ConfigError(
+                f"mqar (zoology layout) asks every pair once: num_queries ({num_queries}) must "
+                f"equal num_pairs ({num_pairs})"
+            )
+        return _zoology_mqar(rng, seq_len, num_keys, num_values, num_pairs, power_a)
     length = seq_len + 1
     context = 2 * num_pairs
     if num_pairs > num_keys or context + 2 * num_queries > length:
@@ -72,6 +102,31 @@ def mqar_example(
     which = rng.integers(0, num_pairs, num_queries)
     starts = context + 2 * chosen
     tokens[starts], tokens[starts + 1] = keys[which], values[which]
+    loss_mask[starts + 1] = True
+    return {"tokens": tokens, "loss_mask": loss_mask}
+
+
+def _zoology_mqar(rng, seq_len, num_keys, num_values, num_pairs, power_a):
+    """MQAR in Zoology's layout (module docstring): every pair asked once at power-law slots."""
+    length = seq_len + 1
+    context = 2 * num_pairs
+    slots = (length - context) // 2
+    if num_pairs > min(num_keys, num_values, slots):
+        raise errors.ConfigError(
+            f"mqar (zoology layout): {num_pairs} pairs need as many distinct keys ({num_keys}), "
+            f"values ({num_values}) and query slots ({slots} in {length} tokens)"
+        )
+    if not power_a > 0:
+        raise errors.ConfigError(f"mqar: power_a must be > 0; got {power_a}")
+    keys = FIRST_KEY + rng.choice(num_keys, num_pairs, replace=False)
+    values = FIRST_KEY + num_keys + rng.choice(num_values, num_pairs, replace=False)
+    tokens = FIRST_KEY + rng.integers(0, num_keys + num_values, length).astype(np.int32)
+    tokens[0:context:2], tokens[1:context:2] = keys, values
+    weights = power_a * np.arange(1, slots + 1, dtype=np.float64) ** (power_a - 1)
+    gaps = rng.choice(slots, num_pairs, replace=False, p=weights / weights.sum())
+    starts = context + 2 * gaps  # pair i is asked at slot gaps[i]: a random order
+    tokens[starts], tokens[starts + 1] = keys, values
+    loss_mask = np.zeros(length, bool)
     loss_mask[starts + 1] = True
     return {"tokens": tokens, "loss_mask": loss_mask}
 

@@ -36,10 +36,18 @@ def _linear_onecycle(cfg: Mapping[str, Any], num_train_steps: int) -> optax.Sche
 
 
 def _cosine(cfg: Mapping[str, Any], num_train_steps: int) -> optax.Schedule:
-    """Linear warmup from 0, then cosine decay to 0 at the last step (LRA image/pathfinder)."""
+    """Linear warmup from 0, then cosine decay to 0 at the last step (LRA image/pathfinder), or
+    at `optim.decay_steps` when set: a run cut short of a published horizon (e.g. the first 10k
+    steps of Zoology's 31k-step cosine) keeps that run's learning rate at every step."""
     warmup = int(cfg["warmup_steps"])
+    horizon = int(cfg.get("decay_steps") or num_train_steps)
+    if horizon < num_train_steps:
+        raise errors.ConfigError(
+            f"optim.decay_steps ({horizon}) < train.num_train_steps ({num_train_steps}): the "
+            "cosine would reach 0 before the end; leave it unset to decay over the run"
+        )
     return optax.warmup_cosine_decay_schedule(
-        0.0, cfg["learning_rate"], warmup, max(num_train_steps, warmup + 1), 0.0
+        0.0, cfg["learning_rate"], warmup, max(horizon, warmup + 1), 0.0
     )
 
 

@@ -28,6 +28,43 @@ def test_mqar_answers_are_the_values_bound_in_the_context():
         np.testing.assert_array_equal(row["weights"] > 0, mask[1:])
 
 
+ZOOLOGY = dict(seq_len=64, num_keys=127, num_values=128, num_pairs=4, num_queries=4)
+
+
+def test_zoology_layout_asks_every_pair_once_with_power_law_gaps():
+    source = recall.RecallSource(
+        "mqar", split="train", num_examples=400, seed=1, layout="zoology", **ZOOLOGY
+    )
+    first_slot = []
+    for i in range(len(source)):
+        ex = source[i]
+        tokens, mask = ex["tokens"], ex["loss_mask"]
+        keys, values = tokens[0:8:2], tokens[1:8:2]
+        assert len(set(keys.tolist())) == 4 and len(set(values.tolist())) == 4
+        assert (keys < 2 + 127).all() and (values >= 2 + 127).all()
+        answers = np.flatnonzero(mask)
+        asked = tokens[answers - 1]
+        assert sorted(asked.tolist()) == sorted(keys.tolist())  # each key exactly once
+        bound = dict(zip(keys.tolist(), values.tolist(), strict=True))
+        np.testing.assert_array_equal(tokens[answers], [bound[int(k)] for k in asked])
+        assert ((answers - 1 - 8) % 2 == 0).all()  # queries on the slot grid after the context
+        assert (tokens >= recall.FIRST_KEY).all()  # random tokens, no filler
+        first_slot.append((answers.min() - 1 - 8) // 2)
+    # Power law with a = 0.01: the first four of 28 slots hold most first queries (uniform: 14%).
+    assert np.mean(np.asarray(first_slot) < 4) > 0.5
+    with pytest.raises(errors.ConfigError, match="num_queries"):
+        recall.RecallSource(
+            "mqar",
+            split="train",
+            num_examples=1,
+            seed=0,
+            layout="zoology",
+            **{**ZOOLOGY, "num_queries": 3},
+        )
+    with pytest.raises(errors.ConfigError, match="layout"):
+        recall.RecallSource("mqar", split="train", num_examples=1, seed=0, layout="z", **ZOOLOGY)
+
+
 def test_copy_repeats_the_text_after_the_separator():
     source = recall.RecallSource(
         "copy",

@@ -72,7 +72,9 @@ def test_lm_smoke_preset_trains(name, tmp_path, data_dir):
     assert [row["step"] for row in rows if row["split"] == "train"] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("arg", ["task=mqar,smoke", "task=copy,kind=linear,smoke"])
+@pytest.mark.parametrize(
+    "arg", ["task=mqar,smoke", "task=copy,kind=linear,smoke", "setting=zoology,smoke"]
+)
 def test_recall_smoke_presets_train(arg, tmp_path):
     from configs import recall
 
