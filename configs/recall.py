@@ -31,7 +31,6 @@ from ml_collections import config_dict
 from configs import common, lm_base
 from jaxattn import errors
 
-
 SETTINGS = ("probe", "zoology")
 
 
