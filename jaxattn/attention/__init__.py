@@ -250,15 +250,15 @@ REGISTRY: dict[str, AttentionSpec] = {
         complexity="O(T·a·H) time, O(T·a) memory (a = num_agents)",
         params=agent.param_specs,
     ),
-    # ReLiT: elu+1 linear attention whose state decays by a key-driven outer-product gate, by an
-    # associative scan; bidirectional = forward + reversed exclusive scan. One token axis.
+    # ReLiT: elu+1 linear attention whose state decays by a key-driven outer-product gate,
+    # chunk-parallel; bidirectional = forward + reversed exclusive read. One token axis.
     "relit": AttentionSpec(
         relit.relit_attention,
         causal=True,
         packing=True,
         gqa=True,
         cross=False,
-        complexity="O(T·H²) time, O(T·H²) memory (the scan keeps every state), O(log T) depth",
+        complexity="O(T·C·H + T·H²) time, O(T·C·H + (T/C)·H²) memory (C = chunk_size)",
         params=relit.param_specs,
     ),
     # Linear log-normal: exp(α·q), exp(β·k) moment-matched to softmax from running stds (state,
