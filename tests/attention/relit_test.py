@@ -31,7 +31,10 @@ MASKS = {
 }
 
 
-@pytest.mark.parametrize("chunk", [1, 4, 5, 32])  # 5: T is not a multiple; 32: one chunk
+# 5: several chunks, T not a multiple (default tier); 1, 4 and one chunk of 32 in the slow tier.
+@pytest.mark.parametrize(
+    "chunk", [5, *(pytest.param(c, marks=pytest.mark.slow) for c in (1, 4, 32))]
+)
 @pytest.mark.parametrize("masks", list(MASKS))
 def test_chunked_form_equals_sequential_recurrence(masks, chunk):
     q, k, v = cases.qkv(B, T, T, N, K, H, seed=0)
