@@ -4,6 +4,8 @@
   python -m experiments.train --config=configs/recall.py:task=copy,kind=linear --workdir=runs/copy_linear
   python -m experiments.sweep --config=configs/recall.py:task=mqar --workdir_root=runs/mqar \\
       --sweep=model.attention.kind=softmax,local,linear,performer     # the accuracy table per kind
+  python -m experiments.train --config=configs/recall.py:setting=zoology --workdir=runs/mqar_zoology
+      # Zoology's basic MQAR example (4 pairs, their layout and schedule; `_zoology` below)
 
 One file for every kind (config-string `kind=`), unlike `lra_<kind>.py`: the probe's point is
 the same model and budget for each kind. Data (`jaxattn/data/recall.py`): generated on access,
