@@ -20,6 +20,9 @@ Measured (2-core CPU, 2026-12-06; WORKSPACE.md "Probes"): copying separates the 
 (softmax stays at ~0.15, guessing among the context's values), and neither does Zoology's own
 model on this data (run beside ours; its basic 4-pair setting jumps from 0.26 to 0.99 at ~7,000
 steps: WORKSPACE.md "Probes"), so the MQAR column needs a longer budget or an accelerator.
+In Zoology's setting (`setting=zoology`) our softmax model also stayed at 0.25 through 10,000
+steps, memorising the 10k training examples instead (train 0.32), where their model jumped at
+~7,200: the cause is not found yet (WORKSPACE.md "Probes" lists the differences left).
 
 Expected outcome (the reason for the probe; Zoology §3, Jelassi et al. 2024): exact attention
 solves both; fixed-size-state kinds (linear, performer) fall behind as pairs grow; a local window
