@@ -44,9 +44,10 @@ def _zoology(config) -> None:
     its config defaults): vocab 256 (127 keys, 128 values here, plus pad and filler), seq 64,
     4 pairs each asked once at power-law gaps, random tokens elsewhere (`layout='zoology'`), a
     fixed 10k-example training set; 2 layers x 128, one head, MLP x4, dropout 0.1; AdamW lr 1e-3,
-    wd 0.1, betas (0.9, 0.999), no clipping, no warmup, cosine over their 100 epochs of 313 steps (batch 32). Differences: RoPE
-    (theirs: learned positions), dropout on the residual branches (theirs: on the embedding and in
-    attention), pre-LN blocks of our LM, and the answer also in the input (data/recall.py)."""
+    wd 0.1, betas (0.9, 0.999), no clipping, no warmup, cosine over their 100 epochs of 313
+    steps (batch 32). Differences: RoPE (theirs: learned positions), dropout on the residual
+    branches (theirs: on the embedding and in attention), pre-LN blocks of our LM, and the answer
+    also in the input (data/recall.py)."""
     config.data.update(
         layout="zoology",
         power_a=0.01,

@@ -259,13 +259,8 @@ def log_gate_values(key: jax.Array, gates) -> tuple[jax.Array, jax.Array]:
 
 def gate_values(key: jax.Array, gates) -> tuple[jax.Array, jax.Array]:
     """(γ [B, T, K, H], β [B, T, K, H]) from the keys; ones when gates is None."""
-    k = key.astype(jnp.float32)
-    if gates is None:
-        return jnp.ones_like(k), jnp.ones_like(k)
-    w_f, b_f, w_v, b_v = gates
-    gamma = jax.nn.sigmoid(jnp.einsum("BTKH,KHF->BTKF", k, w_f) + b_f)
-    beta = jax.nn.sigmoid(jnp.einsum("BTKH,KHJ->BTKJ", k, w_v) + b_v)
-    return gamma, beta
+    log_g, log_b = log_gate_values(key, gates)
+    return jnp.exp(log_g), jnp.exp(log_b)
 
 
 def sequential_relit_attention(
