@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import torch
 
 from jaxattn.attention import agent
@@ -60,6 +61,7 @@ def test_implied_matrix_is_row_stochastic():
     assert np.all(m[~np.asarray(kv_mask)[:, None, :].repeat(T, 1)] == 0)
 
 
+@pytest.mark.slow  # 71 s in CI's default tier (2026-12-06 --durations)
 def test_padding_equals_the_unpadded_sequence_and_pooling():
     q, k, v = cases.qkv(B, T, T, N, K, H, seed=2)
     kv_mask = cases.padding_mask(B, T)

@@ -81,6 +81,7 @@ def test_gate_decays_old_keys():
     cases.assert_close(out, ref, 1e-5, "decayed kernel")
 
 
+@pytest.mark.slow  # ~40 s each in CI's default tier (gradients of the sequential reference)
 @pytest.mark.parametrize("causal", [True, False])
 def test_vanishing_gates_stay_finite_and_exact(causal):
     """γ = β = σ(−100): log gates of −100 a step sum to −1600 over a chunk; the chunked form
