@@ -220,23 +220,15 @@ def _shift_back(a_back: jax.Array, r: jax.Array) -> jax.Array:
 
 
 def _terms(query, key, value, kv_mask, segment_ids, scale, gates):
-    """Features and the per-position recurrence terms, float32:
-    φ(q) [B, T, K, G, F]; inputs φ(k)vᵀ [B, T, K, F, H] and φ(k) [B, T, K, F]; forward gates
-    Γ, γ (0 where a segment starts, 1 at pads); backward gates (0 where the next position starts
-    a new segment)."""
-    B, T, N, H = query.shape
-    K = key.shape[2]
-    q = query.reshape(B, T, K, N // K, H).astype(jnp.float32) * (1.0 if scale is None else scale)
-    phi_q = linear.elu_feature_map(q)
-    valid = jnp.ones((B, T), bool) if kv_mask is None else kv_mask.astype(bool)
-    phi_k = jnp.where(valid[:, :, None, None], linear.elu_feature_map(key), 0.0)  # [B, T, K, F]
-    x = jnp.einsum("BTKF,BTKH->BTKFH", phi_k, value.astype(jnp.float32))
-    gamma, beta = gate_values(key, gates)  # [B, T, K, F], [B, T, K, H]
-    gamma = jnp.where(valid[:, :, None, None], gamma, 1.0)
-    beta = jnp.where(valid[:, :, None, None], beta, 1.0)
-    seg = jnp.zeros((B, T), jnp.int32) if segment_ids is None else segment_ids
-    new = jnp.concatenate([jnp.ones((B, 1), bool), seg[:, 1:] != seg[:, :-1]], axis=1)  # [B, T]
-    ends = jnp.concatenate([new[:, 1:], jnp.ones((B, 1), bool)], axis=1)  # next starts anew
+    """The sequential reference's per-position recurrence terms, float32, from the chunked form's
+    inputs: φ(q) [B, T, K, G, F]; inputs φ(k)vᵀ [B, T, K, F, H] and φ(k) [B, T, K, F]; forward
+    gates Γ, γ (0 where a segment starts, 1 at pads); backward gates (0 where the next position
+    starts a new segment)."""
+    phi_q, phi_k, v1, log_g, log_b, new, ends = _chunk_terms(
+        query, key, value, kv_mask, segment_ids, scale, gates
+    )
+    x = jnp.einsum("BTKF,BTKH->BTKFH", phi_k, v1[..., :-1])
+    gamma, beta = jnp.exp(log_g), jnp.exp(log_b[..., :-1])  # 1 at pads
     az = jnp.where(new[:, :, None, None], 0.0, gamma)
     az_back = jnp.where(ends[:, :, None, None], 0.0, gamma)
     gate = gamma[..., None] * beta[..., None, :]  # [B, T, K, F, H]
@@ -255,12 +247,6 @@ def log_gate_values(key: jax.Array, gates) -> tuple[jax.Array, jax.Array]:
     log_g = jax.nn.log_sigmoid(jnp.einsum("BTKH,KHF->BTKF", k, w_f) + b_f)
     log_b = jax.nn.log_sigmoid(jnp.einsum("BTKH,KHJ->BTKJ", k, w_v) + b_v)
     return log_g, log_b
-
-
-def gate_values(key: jax.Array, gates) -> tuple[jax.Array, jax.Array]:
-    """(γ [B, T, K, H], β [B, T, K, H]) from the keys; ones when gates is None."""
-    log_g, log_b = log_gate_values(key, gates)
-    return jnp.exp(log_g), jnp.exp(log_b)
 
 
 def sequential_relit_attention(
