@@ -6,6 +6,10 @@
       --sweep=model.attention.kind=softmax,local,linear,performer     # the accuracy table per kind
   python -m experiments.train --config=configs/recall.py:setting=zoology --workdir=runs/mqar_zoology
       # Zoology's basic MQAR example (4 pairs, their layout and schedule; `_zoology` below)
+  python -m experiments.sweep --config=configs/recall.py:setting=zoology \
+      --workdir_root=runs/mqar_zoology_kinds --config.train.num_train_steps=5000 \
+      --sweep=model.attention.kind=softmax,local,linear,performer,lightconv --parallel=2
+      # the MQAR table per kind in Zoology's setting (~20-25 min a kind on 2 CPU cores)
 
 One file for every kind (config-string `kind=`), unlike `lra_<kind>.py`: the probe's point is
 the same model and budget for each kind. Data (`jaxattn/data/recall.py`): generated on access,
@@ -23,7 +27,9 @@ steps: WORKSPACE.md "Probes"), so the MQAR column needs a longer budget or an ac
 In Zoology's setting (`setting=zoology`) our softmax model learns MQAR (validation 0.96 by step
 4,400, one seed; Zoology's own code: 0.99 at ~7,200) with learned absolute positions, as theirs;
 with RoPE instead it stayed at 0.25 through 10,000 steps and memorised the training set
-(WORKSPACE.md "Probes").
+(WORKSPACE.md "Probes"). Per kind in that setting at 5,000 steps, test accuracy: softmax 0.99,
+linear 0.47 (still rising), local (16-token window) 0.29, performer 0.26 (the 1/4 plateau),
+lightconv 0.06 (kernel 3: two layers see 4 tokens back).
 
 Expected outcome (the reason for the probe; Zoology §3, Jelassi et al. 2024): exact attention
 solves both; fixed-size-state kinds (linear, performer) fall behind as pairs grow; a local window
