@@ -344,13 +344,15 @@ def _wall_line(doc: dict[str, Any]) -> str:
 def _footnotes(doc: dict[str, Any], notes: _Notes) -> list[str]:
     out = []
     seed_sets: dict[tuple, list[str]] = {}
-    few = []
+    few: dict[int, list[str]] = {}  # n -> the cells reported with n < MIN_SEEDS seeds
+    reported = 0
     for row in doc["rows"]:
         for task, cell in row["cells"].items():
             if cell["n"]:
+                reported += 1
                 seed_sets.setdefault(tuple(cell["seeds"]), []).append(f"{task}/{row['kind']}")
                 if cell["n"] < MIN_SEEDS:
-                    few.append(f"{task}/{row['kind']} (n={cell['n']})")
+                    few.setdefault(cell["n"], []).append(f"{task}/{row['kind']}")
     if seed_sets:
         if len(seed_sets) == 1:
             (seeds,) = seed_sets
@@ -360,8 +362,16 @@ def _footnotes(doc: dict[str, Any], notes: _Notes) -> list[str]:
             for seeds, where in seed_sets.items():
                 out.append(f"  - {', '.join(map(str, seeds))}: {', '.join(where)}")
     if few:
+        # One line per seed count; a count that covers every reported cell says so instead of
+        # listing them all (a size=small grid has ~80 one-seed cells).
+        groups = [
+            f"n={n}: every reported cell ({len(where)})"
+            if len(where) == reported
+            else f"n={n}: {', '.join(where)}"
+            for n, where in sorted(few.items())
+        ]
         out.append(
-            f"- Fewer than {MIN_SEEDS} seeds (a mean, not yet a reproduction): {', '.join(few)}."
+            f"- Fewer than {MIN_SEEDS} seeds (a mean, not yet a reproduction): {'; '.join(groups)}."
         )
     used = {}
     for row in doc["rows"]:

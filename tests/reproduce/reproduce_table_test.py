@@ -118,8 +118,20 @@ def test_missing_error_partial_and_no_config_cells(filled):
     assert "— (interrupted) · —" in lines["routing"]
     assert lines["fake_kind"].count("no config") == 6
     assert "boom in the trainer" in md and "1 of 3 seed runs done" in md
-    assert "Seeds per reported cell" in md and "Fewer than 3 seeds" in md
+    assert "Seeds per reported cell" in md
+    assert "- Fewer than 3 seeds (a mean, not yet a reproduction): n=1: pathfinder/performer." in md
     assert "NOT comparable" not in md
+
+
+def test_one_seed_grid_says_every_cell_once(tmp_path):
+    """A grid run with one seed (size=small) names the seed count once, not ~80 cells."""
+    cells, at = _grid(tmp_path, size="small", tasks=["listops", "pathfinder"])
+    for key in [("listops", "softmax"), ("pathfinder", "softmax"), ("listops", "performer")]:
+        fake_cells.write_cell(at[key], {0: 0.3})
+    md = table.markdown(_collect(tmp_path, cells, size="small", tasks=["listops", "pathfinder"]))
+    assert "- Seeds of every reported cell: 0." in md
+    assert "(a mean, not yet a reproduction): n=1: every reported cell (3)." in md
+    assert "listops/softmax" not in md
 
 
 def test_never_a_number_without_a_run(tmp_path):
