@@ -345,11 +345,9 @@ def _footnotes(doc: dict[str, Any], notes: _Notes) -> list[str]:
     out = []
     seed_sets: dict[tuple, list[str]] = {}
     few: dict[int, list[str]] = {}  # n -> the cells reported with n < MIN_SEEDS seeds
-    reported = 0
     for row in doc["rows"]:
         for task, cell in row["cells"].items():
             if cell["n"]:
-                reported += 1
                 seed_sets.setdefault(tuple(cell["seeds"]), []).append(f"{task}/{row['kind']}")
                 if cell["n"] < MIN_SEEDS:
                     few.setdefault(cell["n"], []).append(f"{task}/{row['kind']}")
@@ -362,6 +360,7 @@ def _footnotes(doc: dict[str, Any], notes: _Notes) -> list[str]:
             for seeds, where in seed_sets.items():
                 out.append(f"  - {', '.join(map(str, seeds))}: {', '.join(where)}")
     if few:
+        reported = sum(map(len, seed_sets.values()))
         # One line per seed count; a count that covers every reported cell says so instead of
         # listing them all (a size=small grid has ~80 one-seed cells).
         groups = [
